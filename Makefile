@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := -e shared -e services/identity -e services/consent -e services/audit
+SOURCES := shared services tests benchmarks
+
+.PHONY: install run test test-fast lint bench demo asyncapi clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python constraints.txt requirements-dev.txt shared/pyproject.toml services/*/pyproject.toml
+	$(BIN)/pip install --quiet -c constraints.txt -r requirements-dev.txt $(PACKAGES)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python -m moment_devstack run
+
+test: install
+	$(BIN)/python -m moment_devstack check-postgres
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy shared services
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+demo: install
+	$(BIN)/python -m moment_devstack demo
+
+asyncapi: install
+	$(BIN)/python -m moment_devstack asyncapi --write
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The storefront client: typed request/reply with the Moment services over Kafka."""

@@ -1,0 +1,1 @@
+"""Versioned wire contracts: CloudEvents over Kafka, message models, topics and error replies."""

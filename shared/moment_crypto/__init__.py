@@ -1,0 +1,1 @@
+"""Vault access, envelope encryption with per-subject keys, and blind indexes."""

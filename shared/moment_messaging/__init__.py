@@ -1,0 +1,1 @@
+"""Kafka messaging: transactional outbox, idempotent consumers, dead-letter topics, request/reply."""

@@ -1,0 +1,1 @@
+"""OpenTelemetry traces and metrics, and structured JSON logs that drop personal data."""
