@@ -1,0 +1,146 @@
+"""Request/reply over Kafka for storefront services.
+
+Each client instance owns a reply topic, read by manual partition assignment (no consumer-group
+join, which works on every broker including Tansu and is fast). Requests carry a correlation id and
+the reply topic in headers; a reply is matched to its waiting future by the correlation id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+from pydantic import BaseModel, Field
+
+from moment_contracts.base import Contract
+from moment_contracts.envelope import CORRELATION_ID, REPLY_TO, Envelope, from_kafka
+from moment_contracts.errors import ErrorReply
+from moment_contracts.topics import TopicSpec, reply_topic
+from moment_client.errors import RequestTimeout, ServiceError, UnexpectedReply
+from moment_messaging.admin import ensure_topics
+from moment_messaging.config import KafkaConfig
+
+T = TypeVar("T", bound=Contract)
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("moment.client")
+
+
+class ClientConfig(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    source: str = Field(default="/storefront", description="CloudEvents source of this caller")
+    instance_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    timeout_s: float = Field(default=10.0, gt=0)
+    fetch_max_wait_ms: int = 5
+
+
+class RequestClient:
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self.reply_topic = reply_topic(config.instance_id)
+        self._pending: dict[str, asyncio.Future[Envelope]] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> RequestClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        kafka = KafkaConfig(bootstrap_servers=self.config.bootstrap_servers, client_id="moment-client")
+        await ensure_topics(kafka, [TopicSpec(self.reply_topic, partitions=1)])
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.config.bootstrap_servers, acks="all", linger_ms=0
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.config.bootstrap_servers,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.config.fetch_max_wait_ms,
+        )
+        await self._producer.start()
+        await self._consumer.start()
+        partition = TopicPartition(self.reply_topic, 0)
+        self._consumer.assign([partition])
+        await self._consumer.seek_to_end(partition)
+        # seek_to_end is lazy: resolve the position now so no reply sent after start() is skipped.
+        await self._consumer.position(partition)
+        self._reader = asyncio.create_task(self._read_replies(), name="reply-reader")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        for part in (self._consumer, self._producer):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    await part.stop()
+        for future in self._pending.values():
+            future.cancel()
+
+    async def request(
+        self,
+        topic: str,
+        body: Contract,
+        expect: type[T],
+        *,
+        subject: str | None = None,
+        request_id: str | None = None,
+        timeout_s: float | None = None,
+    ) -> T:
+        """Send `body` and wait for a reply of type `expect`; an error reply raises ServiceError."""
+        if self._producer is None:
+            raise RuntimeError("RequestClient.start() was not called")
+        request_id = request_id or str(uuid.uuid4())
+        correlation_id = str(uuid.uuid4())
+        timeout = timeout_s or self.config.timeout_s
+        with _tracer.start_as_current_span(f"{topic} request", kind=SpanKind.CLIENT):
+            extra: dict[str, str] = {CORRELATION_ID: correlation_id, REPLY_TO: self.reply_topic}
+            propagate.inject(extra)
+            envelope = Envelope.of(
+                body, source=self.config.source, subject=subject, id=request_id, extra=extra
+            )
+            future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+            self._pending[correlation_id] = future
+            try:
+                await self._producer.send_and_wait(
+                    topic, envelope.data, key=envelope.key, headers=envelope.headers()
+                )
+                reply = await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                raise RequestTimeout(topic, timeout, request_id) from None
+            finally:
+                self._pending.pop(correlation_id, None)
+        return self._decode(reply, expect)
+
+    @staticmethod
+    def _decode(reply: Envelope, expect: type[T]) -> T:
+        if reply.type == ErrorReply.ce_type:
+            raise ServiceError(ErrorReply.model_validate_json(reply.data))
+        if reply.type != expect.ce_type:
+            raise UnexpectedReply(f"expected {expect.ce_type}, got {reply.type}")
+        return expect.model_validate_json(reply.data)
+
+    async def _read_replies(self) -> None:
+        assert self._consumer is not None
+        async for record in self._consumer:
+            try:
+                envelope = from_kafka(record.headers, record.value or b"")
+            except ValueError:
+                log.warning("unreadable reply dropped", extra={"offset": record.offset})
+                continue
+            future = self._pending.get(envelope.extra.get(CORRELATION_ID, ""))
+            if future is not None and not future.done():
+                future.set_result(envelope)
+
+    def pending(self) -> dict[str, Any]:
+        return dict(self._pending)

@@ -1,0 +1,30 @@
+"""Audit contracts (v1): who touched whose personal data, which fields, why, and what happened.
+
+Field names only, never values: an audit record must be safe to hand to a SIEM.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from moment_contracts.base import Contract
+
+Outcome = Literal["success", "denied", "failure"]
+
+
+class PersonalDataAccessed(Contract):
+    ce_type: ClassVar[str] = "moment.audit.personal-data-accessed.v1"
+
+    action: Literal["read", "write", "create", "export", "erase", "login", "recovery"]
+    actor_id: str = Field(max_length=128)
+    actor_role: str = Field(max_length=64)
+    subject_id: str = Field(max_length=128)
+    fields: tuple[str, ...] = ()
+    purpose: str | None = Field(default=None, max_length=64)
+    outcome: Outcome
+    occurred_at: datetime
+    request_id: str | None = Field(default=None, max_length=128)
+    trace_id: str | None = Field(default=None, max_length=32)

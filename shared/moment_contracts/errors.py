@@ -1,0 +1,83 @@
+"""Typed error replies: a stable code, and a message in English and Arabic for the storefront to show."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from moment_contracts.base import Contract
+
+
+class ErrorCode(StrEnum):
+    MALFORMED = "malformed"
+    SCHEMA_VIOLATION = "schema-violation"
+    UNKNOWN_TYPE = "unknown-type"
+    OVERSIZED = "oversized"
+    UNAUTHORISED = "unauthorised"
+    VALIDATION_FAILED = "validation-failed"
+    CONFLICT = "conflict"
+    NOT_FOUND = "not-found"
+    UNAVAILABLE = "unavailable"
+    AUDIT_UNAVAILABLE = "audit-unavailable"
+    INTERNAL = "internal"
+    TIMEOUT = "timeout"
+
+
+MESSAGES: dict[ErrorCode, tuple[str, str]] = {
+    ErrorCode.MALFORMED: ("The message could not be read.", "تعذّرت قراءة الرسالة."),
+    ErrorCode.SCHEMA_VIOLATION: (
+        "The message does not match its schema.",
+        "الرسالة لا تطابق المخطط المعتمد.",
+    ),
+    ErrorCode.UNKNOWN_TYPE: (
+        "This message type or version is not supported.",
+        "نوع الرسالة أو إصدارها غير مدعوم.",
+    ),
+    ErrorCode.OVERSIZED: ("The message is too large.", "حجم الرسالة أكبر من المسموح."),
+    ErrorCode.UNAUTHORISED: ("You are not allowed to do this.", "غير مصرّح لك بهذا الإجراء."),
+    ErrorCode.VALIDATION_FAILED: ("Some fields are not valid.", "بعض الحقول غير صالحة."),
+    ErrorCode.CONFLICT: (
+        "This conflicts with existing data.",
+        "يتعارض هذا الطلب مع بيانات موجودة.",
+    ),
+    ErrorCode.NOT_FOUND: ("Nothing was found.", "لم يُعثر على شيء."),
+    ErrorCode.UNAVAILABLE: (
+        "The service is temporarily unavailable. Try again shortly.",
+        "الخدمة غير متاحة مؤقتًا. حاول مرة أخرى بعد قليل.",
+    ),
+    ErrorCode.AUDIT_UNAVAILABLE: (
+        "The access could not be audited, so it was refused.",
+        "تعذّر تسجيل الوصول في سجل التدقيق، لذا رُفض الطلب.",
+    ),
+    ErrorCode.INTERNAL: ("Something went wrong on our side.", "حدث خطأ من جهتنا."),
+    ErrorCode.TIMEOUT: ("No reply arrived in time.", "لم يصل الرد في الوقت المحدد."),
+}
+
+
+class FieldError(Contract):
+    """One invalid field, by name only: the offending value is never echoed back."""
+
+    ce_type: ClassVar[str] = "moment.error.field.v1"
+
+    field: str
+    code: str
+    message_en: str
+    message_ar: str
+
+
+class ErrorReply(Contract):
+    ce_type: ClassVar[str] = "moment.error.v1"
+
+    code: ErrorCode
+    message_en: str
+    message_ar: str
+    retryable: bool = False
+    fields: tuple[FieldError, ...] = Field(default_factory=tuple)
+
+    @classmethod
+    def of(cls, code: ErrorCode, **extra: Any) -> ErrorReply:
+        en, ar = MESSAGES[code]
+        retryable = code in {ErrorCode.UNAVAILABLE, ErrorCode.AUDIT_UNAVAILABLE, ErrorCode.TIMEOUT}
+        return cls(code=code, message_en=en, message_ar=ar, retryable=retryable, **extra)

@@ -1,0 +1,37 @@
+"""Topic names. Every topic is created explicitly at start-up (Tansu forgets everything on restart)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DLQ_SUFFIX = ".dlq"
+
+IDENTITY_COMMANDS = "identity.commands"
+IDENTITY_EVENTS = "identity.events"
+CONSENT_COMMANDS = "consent.commands"
+CONSENT_EVENTS = "consent.events"
+AUDIT_EVENTS = "audit.events"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 3
+    # Audit and identity histories must never be compacted: a keyed tombstone would erase evidence.
+    config: tuple[tuple[str, str], ...] = (("cleanup.policy", "delete"),)
+
+
+def dlq(topic: str) -> str:
+    return f"{topic}{DLQ_SUFFIX}"
+
+
+def reply_topic(instance_id: str) -> str:
+    """Each client instance reads its replies from a topic of its own, by manual assignment."""
+    return f"replies.{instance_id}"
+
+
+CORE_TOPICS: tuple[TopicSpec, ...] = tuple(
+    TopicSpec(name)
+    for base in (IDENTITY_COMMANDS, IDENTITY_EVENTS, CONSENT_COMMANDS, CONSENT_EVENTS, AUDIT_EVENTS)
+    for name in (base, dlq(base))
+)

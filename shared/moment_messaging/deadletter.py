@@ -1,0 +1,189 @@
+"""Dead-letter handling for FastStream consumers: bad input never stops a consumer, and is never lost.
+
+Checks run in a parser (before any handler): size, CloudEvents envelope, JSON, known type. Schema
+violations surface from the handler's typed argument. Handler errors are retried with back-off first.
+Whatever still fails is published to `<topic>.dlq` with the reason and the original headers, and only
+then is the offset committed. If even the dead-letter publish fails, the error escapes, the message is
+not acknowledged, and Kafka delivers it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from faststream import BaseMiddleware
+from faststream.exceptions import SubscriberNotFound
+from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
+
+from moment_contracts.envelope import REPLY_TO, EnvelopeError, from_kafka, headers_to_dict
+from moment_contracts.errors import ErrorCode, ErrorReply
+from moment_contracts.registry import (
+    DecodeError,
+    MalformedMessage,
+    OversizedMessage,
+    SchemaViolation,
+    UnknownMessageType,
+)
+from moment_contracts.topics import dlq
+from moment_messaging.config import KafkaConfig
+from moment_messaging.replies import Replier
+
+log = logging.getLogger(__name__)
+
+_REPLY_CODES = {
+    "malformed": ErrorCode.MALFORMED,
+    "schema-violation": ErrorCode.SCHEMA_VIOLATION,
+    "unknown-type": ErrorCode.UNKNOWN_TYPE,
+    "oversized": ErrorCode.OVERSIZED,
+    "unauthorised": ErrorCode.UNAUTHORISED,
+}
+
+
+class PermanentError(Exception):
+    """A handler failure that retrying cannot fix; it goes straight to the dead-letter topic."""
+
+    reason = "handler-rejected"
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """A stable reason code and a short detail that names no personal data."""
+    if isinstance(exc, DecodeError):
+        return exc.reason, str(exc)
+    if isinstance(exc, ValidationError):
+        where = sorted({".".join(map(str, e["loc"])) or "<body>" for e in exc.errors()})
+        return "schema-violation", f"{exc.title} invalid at {', '.join(where)}"
+    if isinstance(exc, SubscriberNotFound):
+        return "unknown-type", "no handler for this message type"
+    if isinstance(exc, PermanentError):
+        return exc.reason, str(exc)
+    return "handler-error", type(exc).__name__
+
+
+def make_parser(
+    accepted: frozenset[str], max_bytes: int
+) -> Callable[[ConsumerRecord[Any, Any], Callable[..., Awaitable[Any]]], Awaitable[Any]]:
+    """A FastStream parser that rejects poison before any handler sees it."""
+
+    async def parse(record: ConsumerRecord[Any, Any], original: Callable[..., Awaitable[Any]]) -> Any:
+        value = record.value or b""
+        if len(value) > max_bytes:
+            raise OversizedMessage(f"{len(value)} bytes exceeds the limit of {max_bytes}")
+        try:
+            envelope = from_kafka(record.headers, value)
+        except EnvelopeError as exc:
+            raise MalformedMessage(str(exc)) from None
+        if envelope.type not in accepted:
+            raise UnknownMessageType(f"unsupported type or version {envelope.type!r}")
+        try:
+            json.loads(value)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedMessage("the body is not valid JSON") from None
+        return await original(record)
+
+    return parse
+
+
+class DeadLetterPolicy:
+    """Shared by every consumer of a service: where dead letters go and how poison is answered."""
+
+    def __init__(self, config: KafkaConfig, consumer: str) -> None:
+        self.config = config
+        self.consumer = consumer
+        self.broker: KafkaBroker | None = None
+        self.replier: Replier | None = None
+        self.dead_lettered = 0
+
+    def bind(self, broker: KafkaBroker, replier: Replier) -> None:
+        self.broker = broker
+        self.replier = replier
+
+    def middleware(self) -> Callable[..., BaseMiddleware]:
+        policy = self
+
+        def build(msg: Any, /, **kwargs: Any) -> BaseMiddleware:
+            return DeadLetterMiddleware(msg, policy=policy, **kwargs)
+
+        return build
+
+    async def dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, detail: str) -> None:
+        if self.broker is None:
+            raise RuntimeError("DeadLetterPolicy used before bind()")
+        headers = _safe_headers(record)
+        headers.update(
+            {
+                "dlq_reason": reason,
+                "dlq_detail": detail[:500],
+                "dlq_original_topic": record.topic,
+                "dlq_original_partition": str(record.partition),
+                "dlq_original_offset": str(record.offset),
+                "dlq_consumer": self.consumer,
+                "dlq_failed_at": datetime.now(UTC).isoformat(),
+            }
+        )
+        await self.broker.publish(
+            record.value or b"", topic=dlq(record.topic), key=record.key, headers=headers
+        )
+        self.dead_lettered += 1
+        log.warning(
+            "message dead-lettered",
+            extra={"topic": record.topic, "offset": record.offset, "reason": reason},
+        )
+
+    async def reply_error(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
+        """Requesters get a typed error instead of waiting for a timeout."""
+        code = _REPLY_CODES.get(reason, ErrorCode.INTERNAL)
+        if self.replier is None or REPLY_TO not in _safe_headers(record):
+            return
+        try:
+            request = from_kafka(record.headers, b"")
+        except EnvelopeError:
+            return
+        await self.replier.send(request, ErrorReply.of(code))
+
+
+def _safe_headers(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
+    try:
+        return headers_to_dict(record.headers)
+    except EnvelopeError:
+        return {name: value.decode("utf-8", "replace") for name, value in record.headers}
+
+
+class DeadLetterMiddleware(BaseMiddleware):
+    def __init__(self, msg: Any, /, *, policy: DeadLetterPolicy, **kwargs: Any) -> None:
+        super().__init__(msg, **kwargs)
+        self.policy = policy
+
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
+        retries = self.policy.config.handler_retries
+        for attempt in range(retries + 1):
+            try:
+                return await call_next(msg)
+            except (DecodeError, ValidationError, SchemaViolation, PermanentError):
+                raise
+            except Exception:
+                if attempt == retries:
+                    raise
+                log.warning("handler failed, retrying", extra={"attempt": attempt + 1})
+                await asyncio.sleep(self.policy.config.retry_backoff_ms / 1000 * 2**attempt)
+        return None
+
+    async def after_processed(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_val: BaseException | None = None,
+        exc_tb: TracebackType | None = None,
+    ) -> bool | None:
+        if exc_val is None or not isinstance(exc_val, Exception):
+            return False
+        reason, detail = classify(exc_val)
+        await self.policy.dead_letter(self.msg, reason, detail)
+        await self.policy.reply_error(self.msg, reason)
+        return True

@@ -1,0 +1,60 @@
+"""Idempotent consumers: the ids of processed messages are recorded with the handler's own writes.
+
+Because the inbox row commits in the same transaction as the state change, a redelivered message
+finds its row and changes nothing; for requests, the stored reply is sent again instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from moment_contracts.envelope import Envelope
+from moment_messaging.tables import MessagingTables
+
+
+@dataclass(frozen=True)
+class StoredReply:
+    type: str
+    body: bytes
+
+
+class Inbox:
+    def __init__(self, tables: MessagingTables, consumer: str) -> None:
+        self._table = tables.inbox
+        self.consumer = consumer
+
+    async def seen(self, session: AsyncSession, envelope: Envelope) -> StoredReply | bool:
+        """False if new; the stored reply (or True when there was none) if already processed."""
+        row = (
+            await session.execute(
+                select(self._table.c.reply_type, self._table.c.reply).where(
+                    self._table.c.consumer == self.consumer,
+                    self._table.c.source == envelope.source,
+                    self._table.c.event_id == envelope.id,
+                )
+            )
+        ).first()
+        if row is None:
+            return False
+        if row.reply_type is None:
+            return True
+        return StoredReply(type=row.reply_type, body=row.reply)
+
+    async def record(
+        self, session: AsyncSession, envelope: Envelope, reply: StoredReply | None = None
+    ) -> None:
+        """Insert the marker. A concurrent duplicate fails on the primary key and rolls back."""
+        await session.execute(
+            insert(self._table).values(
+                consumer=self.consumer,
+                source=envelope.source,
+                event_id=envelope.id,
+                processed_at=datetime.now(UTC),
+                reply_type=reply.type if reply else None,
+                reply=reply.body if reply else None,
+            )
+        )

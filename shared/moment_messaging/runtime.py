@@ -1,0 +1,85 @@
+"""Building FastStream brokers and subscribers the same way in every service.
+
+Handlers stay thin (qserv-kafka style): a subscriber per topic, one typed handler per message type
+selected by its `ce_type` header, so the AsyncAPI document lists every accepted message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.middlewares import AckPolicy
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from moment_contracts.base import Contract
+from moment_contracts.envelope import Envelope, from_kafka
+from moment_messaging.config import KafkaConfig
+from moment_messaging.deadletter import DeadLetterPolicy, make_parser
+from moment_messaging.replies import Replier
+
+
+def build_broker(
+    config: KafkaConfig,
+    *,
+    source: str,
+    policy: DeadLetterPolicy,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    logger: Any = None,
+) -> tuple[KafkaBroker, Replier]:
+    broker = KafkaBroker(
+        config.bootstrap_servers,
+        client_id=config.client_id,
+        acks=config.acks,
+        enable_idempotence=config.enable_idempotence,
+        request_timeout_ms=config.request_timeout_ms,
+        max_request_size=config.max_message_bytes * 4,
+        middlewares=(
+            KafkaTelemetryMiddleware(
+                tracer_provider=tracer_provider, meter_provider=meter_provider
+            ),
+            policy.middleware(),
+        ),
+        logger=logger,
+    )
+    replier = Replier(broker, source)
+    policy.bind(broker, replier)
+    return broker, replier
+
+
+def subscribe(
+    broker: KafkaBroker,
+    topic: str,
+    *,
+    group_id: str,
+    accepts: Iterable[type[Contract]],
+    config: KafkaConfig,
+) -> Any:
+    """A consumer-group subscriber that commits only after processing (or dead-lettering)."""
+    return broker.subscriber(
+        topic,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=config.fetch_max_wait_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        no_reply=True,
+        parser=make_parser(frozenset(m.ce_type for m in accepts), config.max_message_bytes),
+    )
+
+
+def of_type(model: type[Contract]) -> Any:
+    """A FastStream filter choosing the handler by the CloudEvents type header."""
+
+    def matches(message: KafkaMessage) -> bool:
+        return bool(message.headers.get("ce_type") == model.ce_type)
+
+    return matches
+
+
+def envelope_of(message: KafkaMessage) -> Envelope:
+    record = message.raw_message
+    return from_kafka(record.headers, record.value or b"")

@@ -1,0 +1,82 @@
+"""A real Tansu broker for the test session, and helpers to read what landed on a topic."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from moment_contracts.topics import CORE_TOPICS
+from moment_devstack.processes import ManagedProcess, tansu
+from moment_messaging.admin import ensure_topics
+from moment_messaging.config import KafkaConfig
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(run_dir: Path) -> Iterator[ManagedProcess]:
+    broker = tansu(run_dir)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_config(kafka_broker: ManagedProcess) -> KafkaConfig:
+    return KafkaConfig(bootstrap_servers=f"127.0.0.1:{kafka_broker.port}", handler_retries=2)
+
+
+@pytest.fixture(scope="session")
+async def kafka_topics(kafka_config: KafkaConfig) -> KafkaConfig:
+    await ensure_topics(kafka_config, CORE_TOPICS)
+    return kafka_config
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int = 1,
+    timeout_s: float = 15.0,
+    where: object = None,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on `topic` from the beginning, once at least `expect` (matching `where`) arrived."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+    )
+    await consumer.start()
+    try:
+        partitions = await _partitions(consumer, topic)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=100)
+            found.extend(r for records in batch.values() for r in records)
+            matching = [r for r in found if where is None or where(r)]  # type: ignore[operator]
+            if len(matching) >= expect:
+                return matching
+        return [r for r in found if where is None or where(r)]  # type: ignore[operator]
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    for _ in range(50):
+        ids = consumer.partitions_for_topic(topic)
+        if ids:
+            return [TopicPartition(topic, p) for p in sorted(ids)]
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"topic {topic} does not exist")
+
+
+def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
+    for key, value in record.headers:
+        if key == name:
+            return value.decode()
+    return None
