@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.kafka",
     "tests.support.vault",
     "tests.support.postgres",
+    "tests.support.suite",
 ]

@@ -31,13 +31,15 @@ TOKEN_SIGNING_KEY = "identity-token-signing"  # noqa: S105 - a key name
 AUDIT_CHECKPOINT_KEY = "audit-checkpoints"
 BLIND_INDEX_PATH = "moment/identity/blind-index"
 PEPPER_PATH = "moment/identity/pepper"
+# X25519 private keys that open the sealed personal data storefront clients send.
+SEALING_KEY_PATH = "moment/identity/sealing-key"
 
 TRANSIT_KEYS: dict[str, str] = {
     SUBJECT_KEYS: "aes256-gcm96",
     TOKEN_SIGNING_KEY: "ed25519",
     AUDIT_CHECKPOINT_KEY: "ed25519",
 }
-KEY_SETS = (BLIND_INDEX_PATH, PEPPER_PATH)
+KEY_SETS = (BLIND_INDEX_PATH, PEPPER_PATH, SEALING_KEY_PATH)
 
 POLICIES: dict[str, str] = {
     "identity": f"""

@@ -1,0 +1,50 @@
+"""The audit store. Issue-level hardening (hash chains, append-only triggers) builds on this table."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from moment_messaging.tables import define_messaging_tables
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+audit_records = Table(
+    "audit_records",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    # CloudEvents source + id is unique by the spec: the natural de-duplication key.
+    Column("source", String(256), nullable=False),
+    Column("event_id", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("actor_id", String(128), nullable=False),
+    Column("actor_role", String(64), nullable=False),
+    Column("subject_id", String(128), nullable=False, index=True),
+    Column("fields", JSON, nullable=False),
+    Column("purpose", String(64), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(128), nullable=True),
+    Column("trace_id", String(32), nullable=True),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", BigInteger, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source", "event_id", name="uq_audit_records_source_event"),
+)
+
+messaging = define_messaging_tables(metadata)

@@ -1,0 +1,28 @@
+"""Ingest one audit event: store it once, keyed by its CloudEvents source and id."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from moment_audit.adapters.repositories import SqlAuditStore
+from moment_contracts.audit import PersonalDataAccessed
+from moment_contracts.envelope import Envelope
+from moment_persistence.unit_of_work import SqlUnitOfWork
+
+
+async def ingest(
+    uow: SqlUnitOfWork, envelope: Envelope, event: PersonalDataAccessed, partition: int, offset: int
+) -> bool:
+    stored = await SqlAuditStore(uow.session).append(
+        {
+            "source": envelope.source,
+            "event_id": envelope.id,
+            **event.model_dump(exclude={"fields"}),
+            "fields": list(event.fields),
+            "kafka_partition": partition,
+            "kafka_offset": offset,
+            "received_at": datetime.now(UTC),
+        }
+    )
+    await uow.commit()
+    return stored

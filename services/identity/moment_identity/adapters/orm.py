@@ -1,0 +1,63 @@
+"""Identity's tables. Personal fields hold AES-GCM ciphertext only; lookups go through blind indexes."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
+
+from moment_messaging.tables import define_messaging_tables
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Destroying a subject's row here is crypto-shredding: without the wrapped key, ciphertext anywhere
+# (this database, its backups, Kafka history) can no longer be decrypted.
+subject_keys = Table(
+    "subject_keys",
+    metadata,
+    Column("subject_id", String(36), primary_key=True),
+    Column("key_version", Integer, nullable=False),
+    Column("wrapped_key", String(512), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column(
+        "subject_id",
+        String(36),
+        ForeignKey("subject_keys.subject_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("status", String(32), nullable=False),
+    Column("locale", String(2), nullable=False),
+    Column("key_version", Integer, nullable=False),
+    Column("username_index", String(80), nullable=False, unique=True),
+    Column("email_index", String(80), nullable=False, unique=True),
+    Column("name_ct", LargeBinary, nullable=False),
+    Column("age_ct", LargeBinary, nullable=False),
+    Column("email_ct", LargeBinary, nullable=False),
+    Column("username_ct", LargeBinary, nullable=False),
+    Column("recovery_question_ct", LargeBinary, nullable=False),
+    Column("password_hash", String(256), nullable=False),
+    Column("recovery_answer_hash", String(256), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+messaging = define_messaging_tables(metadata)

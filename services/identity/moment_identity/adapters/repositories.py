@@ -1,0 +1,70 @@
+"""SQL repository for users and their wrapped subject keys."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from moment_crypto.envelope import SubjectKey, WrappedKey
+from moment_identity.adapters.orm import subject_keys, users
+from moment_identity.domain.model import User
+
+
+class SqlUserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, user: User, key: SubjectKey) -> None:
+        await self._session.execute(
+            insert(subject_keys).values(
+                subject_id=user.subject_id,
+                key_version=key.version,
+                wrapped_key=key.wrapped,
+                created_at=user.created_at,
+            )
+        )
+        await self._session.execute(
+            insert(users).values(
+                subject_id=user.subject_id,
+                status=user.status,
+                locale=user.locale,
+                key_version=user.key_version,
+                username_index=user.username_index,
+                email_index=user.email_index,
+                password_hash=user.password_hash,
+                recovery_answer_hash=user.recovery_answer_hash,
+                created_at=user.created_at,
+                updated_at=user.created_at,
+                **{f"{name}_ct": value for name, value in user.encrypted.items()},
+            )
+        )
+
+    async def exists_by_index(self, username_index: str, email_index: str) -> bool:
+        row = await self._session.execute(
+            select(users.c.subject_id)
+            .where(
+                (users.c.username_index == username_index) | (users.c.email_index == email_index)
+            )
+            .limit(1)
+        )
+        return row.first() is not None
+
+    async def wrapped_key(self, subject_id: str) -> WrappedKey | None:
+        row = (
+            await self._session.execute(
+                select(subject_keys.c.key_version, subject_keys.c.wrapped_key).where(
+                    subject_keys.c.subject_id == subject_id
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        return WrappedKey(subject_id=subject_id, version=row.key_version, wrapped=row.wrapped_key)
+
+    async def encrypted_fields(self, subject_id: str) -> dict[str, bytes] | None:
+        row = (
+            await self._session.execute(select(users).where(users.c.subject_id == subject_id))
+        ).mappings().first()
+        if row is None:
+            return None
+        return {k.removesuffix("_ct"): row[k] for k in row.keys() if k.endswith("_ct")}

@@ -1,0 +1,35 @@
+"""Mapping failures to typed error replies (English and Arabic). Values are never echoed back."""
+
+from __future__ import annotations
+
+from moment_contracts.errors import ErrorCode, ErrorReply, FieldError
+from moment_crypto.errors import CryptoError
+from moment_identity.domain.errors import AccountExists, RegistrationRejected, SealedInputRejected
+from moment_persistence.errors import DatabaseUnavailable, UniqueViolation
+
+FIELD_MESSAGES: dict[str, tuple[str, str]] = {
+    "length": ("The length is not allowed.", "الطول غير مسموح به."),
+    "format": ("The format is not valid.", "الصيغة غير صحيحة."),
+    "required": ("This field is required.", "هذا الحقل مطلوب."),
+    "range": ("The value is out of range.", "القيمة خارج النطاق المسموح."),
+    "missing": ("This field is required.", "هذا الحقل مطلوب."),
+}
+_FALLBACK = ("The value is not valid.", "القيمة غير صالحة.")
+
+
+def field_error(field: str, code: str) -> FieldError:
+    en, ar = FIELD_MESSAGES.get(code, _FALLBACK)
+    return FieldError(field=field, code=code, message_en=en, message_ar=ar)
+
+
+def to_error_reply(exc: Exception) -> ErrorReply | None:
+    if isinstance(exc, RegistrationRejected):
+        fields = tuple(field_error(p.field, p.code) for p in exc.problems)
+        return ErrorReply.of(ErrorCode.VALIDATION_FAILED, fields=fields)
+    if isinstance(exc, AccountExists | UniqueViolation):
+        return ErrorReply.of(ErrorCode.CONFLICT)
+    if isinstance(exc, SealedInputRejected):
+        return ErrorReply.of(ErrorCode.MALFORMED)
+    if isinstance(exc, CryptoError | DatabaseUnavailable):
+        return ErrorReply.of(ErrorCode.UNAVAILABLE)
+    return None

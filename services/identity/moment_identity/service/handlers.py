@@ -1,0 +1,32 @@
+"""Use-case entry points, one per message type. FastStream adapters call these and nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from moment_contracts.envelope import Envelope
+from moment_contracts.identity import GetSealingKey, RegisterUser, SealingKey
+from moment_identity.service.registration import Crypto, register
+from moment_identity.service.unit_of_work import IdentityUnitOfWork
+from moment_messaging.replies import Replier
+from moment_messaging.requests import RequestProcessor
+
+
+@dataclass(frozen=True)
+class IdentityHandlers:
+    crypto: Crypto
+    requests: RequestProcessor[IdentityUnitOfWork]
+    replier: Replier
+    uow_factory: Callable[[], IdentityUnitOfWork]
+
+    async def register_user(self, request: Envelope, body: RegisterUser) -> None:
+        async def work(uow: IdentityUnitOfWork) -> object:
+            return await register(self.crypto, uow, request, body)
+
+        await self.requests.handle(request, work)  # type: ignore[arg-type]
+
+    async def get_sealing_key(self, request: Envelope, _body: GetSealingKey) -> None:
+        # Public information, cheap to recompute: no inbox entry needed for a redelivery.
+        key: SealingKey = self.crypto.opener.public_key()
+        await self.replier.send(request, key)

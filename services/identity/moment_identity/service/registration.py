@@ -1,0 +1,111 @@
+"""Register a user: open the sealed fields, validate, encrypt each field under a fresh subject key,
+hash the secrets, and write user, wrapped key, domain event and audit event in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from moment_contracts import topics
+from moment_contracts.envelope import Envelope
+from moment_contracts.identity import (
+    RegisterUser,
+    RegistrationAccepted,
+    RegistrationFields,
+    UserRegistered,
+)
+from moment_crypto.blind_index import BlindIndexer
+from moment_crypto.envelope import FieldCipher, SubjectKey, SubjectKeyring
+from moment_identity.adapters.hashing import SecretHasher
+from moment_identity.adapters.sealing import SealedInputOpener
+from moment_identity.domain.errors import AccountExists, FieldProblem, RegistrationRejected
+from moment_identity.domain.model import (
+    ENCRYPTED_FIELDS,
+    User,
+    new_subject_id,
+    validate_registration,
+)
+from moment_identity.domain.normalise import email_key, nfkc, username_key
+from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
+
+
+@dataclass(frozen=True)
+class Crypto:
+    """What registration needs from the crypto layer, built once by the composition root."""
+
+    keyring: SubjectKeyring
+    cipher: FieldCipher
+    indexer: BlindIndexer
+    hasher: SecretHasher
+    opener: SealedInputOpener
+
+
+def open_fields(crypto: Crypto, body: RegisterUser) -> RegistrationFields:
+    plaintext = crypto.opener.open(body.sealed, RegisterUser.ce_type)
+    try:
+        return RegistrationFields.model_validate_json(plaintext)
+    except ValidationError as exc:
+        problems = [FieldProblem(".".join(map(str, e["loc"])), e["type"]) for e in exc.errors()]
+        raise RegistrationRejected(problems) from None
+
+
+async def register(
+    crypto: Crypto, uow: IdentityUnitOfWork, request: Envelope, body: RegisterUser
+) -> RegistrationAccepted:
+    fields = open_fields(crypto, body)
+    status = validate_registration(fields)
+    username_index = crypto.indexer.index("username", username_key(fields.username))
+    email_index = crypto.indexer.index("email", email_key(fields.email))
+    if await uow.users.exists_by_index(username_index, email_index):
+        raise AccountExists
+    subject_id = new_subject_id()
+    key = await crypto.keyring.new_key(subject_id)
+    user = User(
+        subject_id=subject_id,
+        status=status,
+        locale=body.locale,
+        key_version=key.version,
+        username_index=username_index,
+        email_index=email_index,
+        encrypted=_encrypt(crypto, key, fields),
+        password_hash=await crypto.hasher.hash(fields.password),
+        recovery_answer_hash=await crypto.hasher.hash(nfkc(fields.recovery_answer).casefold()),
+        created_at=datetime.now(UTC),
+    )
+    await uow.users.add(user, key)
+    uow.publish(
+        topics.IDENTITY_EVENTS,
+        UserRegistered(
+            subject_id=subject_id, status=status, locale=body.locale, registered_at=user.created_at
+        ),
+        subject_id,
+    )
+    uow.audit(
+        audit_event(
+            action="create",
+            subject_id=subject_id,
+            actor_id=request.source,
+            actor_role="service",
+            fields=(*ENCRYPTED_FIELDS, "password", "recovery_answer"),
+            outcome="success",
+            purpose="user-dealings",
+            request_id=request.id,
+        )
+    )
+    return RegistrationAccepted(subject_id=subject_id, status=status)
+
+
+def _encrypt(crypto: Crypto, key: SubjectKey, fields: RegistrationFields) -> dict[str, bytes]:
+    values = {
+        "name": nfkc(fields.name).strip(),
+        "age": str(fields.age),
+        "email": nfkc(fields.email).strip(),
+        "username": nfkc(fields.username).strip(),
+        "recovery_question": nfkc(fields.recovery_question).strip(),
+    }
+    return {
+        name: crypto.cipher.encrypt(key.plaintext, key.subject_id, name, key.version, values[name])
+        for name in ENCRYPTED_FIELDS
+    }

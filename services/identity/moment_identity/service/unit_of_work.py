@@ -1,0 +1,71 @@
+"""Identity's unit of work: repositories plus the outbox, committed together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from moment_contracts import topics
+from moment_contracts.audit import PersonalDataAccessed
+from moment_contracts.base import Contract
+from moment_contracts.envelope import Envelope
+from moment_identity.adapters.orm import messaging, metadata
+from moment_identity.adapters.repositories import SqlUserRepository
+from moment_messaging.outbox import OutboxMessage, add_to_outbox
+from moment_persistence.unit_of_work import SessionSource, SqlUnitOfWork
+from moment_telemetry.tracing import current_traceparent, trace_id_of
+
+SOURCE = "/moment/identity"
+
+
+class IdentityUnitOfWork(SqlUnitOfWork):
+    def __init__(self, source: SessionSource, on_commit: Callable[[], None] = lambda: None) -> None:
+        super().__init__(source, metadata=metadata)
+        self._on_commit = on_commit
+
+    @property
+    def users(self) -> SqlUserRepository:
+        return SqlUserRepository(self.session)
+
+    def publish(self, topic: str, body: Contract, subject: str) -> None:
+        self.collect(OutboxMessage(topic, Envelope.of(body, source=SOURCE, subject=subject)))
+
+    def audit(self, event: PersonalDataAccessed) -> None:
+        self.publish(topics.AUDIT_EVENTS, event, event.subject_id)
+
+    async def _before_commit(self) -> None:
+        messages = [e for e in self.pending_events if isinstance(e, OutboxMessage)]
+        await add_to_outbox(self.session, messaging, messages)
+
+    async def commit(self) -> None:
+        had_events = bool(self.pending_events)
+        await super().commit()
+        if had_events:
+            self._on_commit()
+
+
+def audit_event(
+    *,
+    action: str,
+    subject_id: str,
+    actor_id: str,
+    actor_role: str,
+    fields: tuple[str, ...],
+    outcome: str,
+    purpose: str | None,
+    request_id: str | None,
+) -> PersonalDataAccessed:
+    return PersonalDataAccessed.model_validate(
+        {
+            "action": action,
+            "actor_id": actor_id,
+            "actor_role": actor_role,
+            "subject_id": subject_id,
+            "fields": fields,
+            "purpose": purpose,
+            "outcome": outcome,
+            "occurred_at": datetime.now(UTC),
+            "request_id": request_id,
+            "trace_id": trace_id_of(current_traceparent() or ""),
+        }
+    )

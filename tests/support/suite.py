@@ -1,0 +1,90 @@
+"""The three services running in the test process against real Tansu, OpenBao and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+from moment_audit.bootstrap import build as build_audit
+from moment_audit.config import AuditSettings
+from moment_client.client import ClientConfig, RequestClient
+from moment_client.identity import IdentityClient
+from moment_consent.bootstrap import build as build_consent
+from moment_consent.config import ConsentSettings
+from moment_crypto.config import VaultConfig
+from moment_identity.bootstrap import IdentityService
+from moment_identity.config import IdentitySettings
+from moment_messaging.config import KafkaConfig
+from moment_persistence.config import DatabaseConfig
+from moment_runtime.basic import BasicService
+from moment_telemetry.config import TelemetryConfig
+from pydantic import SecretStr
+
+from tests.support.postgres import PostgresDatabases
+
+
+@dataclass
+class Suite:
+    kafka: KafkaConfig
+    identity: IdentityService
+    consent: BasicService
+    audit: BasicService
+    urls: dict[str, str]
+
+
+def identity_settings(kafka: KafkaConfig, url: str, vault: VaultConfig) -> IdentitySettings:
+    return IdentitySettings(
+        kafka=kafka.model_copy(update={"client_id": "identity"}),
+        database=DatabaseConfig(url=SecretStr(url)),
+        vault=vault,
+        telemetry=TelemetryConfig(service_name="identity", log_format="console"),
+    )
+
+
+@pytest.fixture(scope="session")
+async def suite(
+    kafka_topics: KafkaConfig,
+    vault_config_factory: Callable[[str], VaultConfig],
+    postgres_database_factory: PostgresDatabases,
+) -> AsyncIterator[Suite]:
+    urls = {s: await postgres_database_factory.create(s) for s in ("identity", "consent", "audit")}
+    kafka = kafka_topics
+    identity = IdentityService(identity_settings(kafka, urls["identity"], vault_config_factory("identity")))
+    consent = build_consent(
+        ConsentSettings(
+            kafka=kafka.model_copy(update={"client_id": "consent"}),
+            database=DatabaseConfig(url=SecretStr(urls["consent"])),
+            vault=vault_config_factory("consent"),
+            telemetry=TelemetryConfig(service_name="consent", log_format="console"),
+        )
+    )
+    audit = build_audit(
+        AuditSettings(
+            kafka=kafka.model_copy(update={"client_id": "audit"}),
+            database=DatabaseConfig(url=SecretStr(urls["audit"])),
+            vault=vault_config_factory("audit"),
+            telemetry=TelemetryConfig(service_name="audit", log_format="console"),
+        )
+    )
+    services = (audit, consent, identity)
+    for service in services:
+        await service.start()
+    yield Suite(kafka=kafka, identity=identity, consent=consent, audit=audit, urls=urls)
+    for service in reversed(services):
+        await service.stop()
+
+
+@pytest.fixture(scope="session")
+async def requests_client(suite: Suite) -> AsyncIterator[RequestClient]:
+    client = RequestClient(
+        ClientConfig(bootstrap_servers=suite.kafka.bootstrap_servers, source="/storefront/test")
+    )
+    await client.start()
+    yield client
+    await client.stop()
+
+
+@pytest.fixture(scope="session")
+def identity_client(requests_client: RequestClient) -> IdentityClient:
+    return IdentityClient(requests_client)
