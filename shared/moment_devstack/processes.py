@@ -112,13 +112,25 @@ def bao_binary() -> str:
     return found
 
 
-def tansu(run_dir: Path, port: int | None = None) -> ManagedProcess:
-    """A Tansu broker: Kafka-compatible, memory-only, so a restart loses every topic and offset."""
+def tansu(run_dir: Path, port: int | None = None, advertised_port: int | None = None) -> ManagedProcess:
+    """A Tansu broker: Kafka-compatible, memory-only, so a restart loses every topic and offset.
+
+    `advertised_port` lets a test put a proxy in front of the broker, to cut clients off from a
+    broker that keeps its state.
+    """
     port = port or free_port()
     url = f"tcp://{LOOPBACK}:{port}"
+    advertised = f"tcp://{LOOPBACK}:{advertised_port or port}"
     return ManagedProcess(
         name="kafka (tansu)",
-        argv=[tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        argv=[
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            advertised,
+        ],
         port=port,
         log_path=run_dir / "logs" / "tansu.log",
     )
@@ -133,10 +145,14 @@ def openbao(run_dir: Path, root_token: str, port: int | None = None) -> ManagedP
             bao_binary(),
             "server",
             "-dev",
-            f"-dev-root-token-id={root_token}",
             f"-dev-listen-address={LOOPBACK}:{port}",
         ],
         port=port,
         log_path=run_dir / "logs" / "openbao.log",
-        env={"BAO_DISABLE_MLOCK": "true", "SKIP_SETCAP": "true"},
+        # Through the environment, not argv: the process list is readable by every local user.
+        env={
+            "BAO_DISABLE_MLOCK": "true",
+            "SKIP_SETCAP": "true",
+            "BAO_DEV_ROOT_TOKEN_ID": root_token,
+        },
     )

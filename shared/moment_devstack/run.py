@@ -1,0 +1,205 @@
+"""`make run`: Tansu, OpenBao, one database per service and the three services, until Ctrl-C.
+
+Start order is Kafka, Vault (bootstrapped with a per-run root token), then the services together;
+stop order is the reverse. Signals only set a flag, so no start or stop step is ever cut in half
+and every process started is stopped by its process group, whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+
+from moment_persistence.config import safe_target
+from rich.console import Console
+from rich.markup import escape
+from sqlalchemy.engine import make_url
+
+from moment_devstack import processes
+from moment_devstack.children import (
+    Child,
+    ChildExited,
+    ServiceProcess,
+    StopRequested,
+    check_running,
+    log_tail,
+    stop_children,
+    wait_until_ready,
+)
+from moment_devstack.databases import resolve_databases
+from moment_devstack.stack import (
+    KAFKA_PORT_VARIABLE,
+    ROOT_TOKEN_FILE,
+    SERVICES,
+    VAULT_PORT_VARIABLE,
+    RunDir,
+    StackError,
+    fixed_port,
+    prepare_run_dir,
+    service_environment,
+    service_script,
+    write_root_token,
+)
+from moment_devstack.vault_bootstrap import ServiceCredentials, VaultBootstrapError, bootstrap_vault
+
+SUPERVISE_POLL_S = 0.25
+INFRASTRUCTURE_STOP_TIMEOUT_S = 10.0
+
+
+class StopSignal:
+    """Set by SIGINT or SIGTERM; the stack checks it between steps and while running."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise StopRequested
+
+
+@dataclass
+class Stack:
+    """Everything started so far, in start order, so it can always be stopped in reverse."""
+
+    run_dir: RunDir
+    console: Console
+    stop_signal: StopSignal
+    infrastructure: list[processes.ManagedProcess] = field(default_factory=list)
+    services: list[ServiceProcess] = field(default_factory=list)
+
+    def children(self) -> list[Child]:
+        return [*self.services, *self.infrastructure]
+
+    def say(self, text: str) -> None:
+        self.console.print(f"[bold cyan]moment:[/] {text}")
+
+    def stop(self) -> None:
+        stop_children(self.services)
+        stop_children(reversed(self.infrastructure), INFRASTRUCTURE_STOP_TIMEOUT_S)
+
+
+def _start_infrastructure(stack: Stack, process: processes.ManagedProcess) -> None:
+    # Recorded before starting, so a process that never gets ready is still stopped.
+    stack.infrastructure.append(process)
+    process.start()
+    stack.stop_signal.check()
+
+
+def start_kafka(stack: Stack, environ: Mapping[str, str]) -> str:
+    broker = processes.tansu(stack.run_dir.root, fixed_port(environ, KAFKA_PORT_VARIABLE))
+    _start_infrastructure(stack, broker)
+    bootstrap = f"{processes.LOOPBACK}:{broker.port}"
+    log = escape(str(broker.log_path))
+    stack.say(f"{'kafka (tansu)':<17} bootstrap {bootstrap}  log {log}")
+    return bootstrap
+
+
+def start_vault(
+    stack: Stack, environ: Mapping[str, str]
+) -> tuple[str, dict[str, ServiceCredentials]]:
+    creds = stack.run_dir.creds
+    token = write_root_token(creds)
+    vault = processes.openbao(stack.run_dir.root, token, fixed_port(environ, VAULT_PORT_VARIABLE))
+    _start_infrastructure(stack, vault)
+    url = f"http://{processes.LOOPBACK}:{vault.port}"
+    credentials = bootstrap_vault(url, token, creds, SERVICES)
+    stack.stop_signal.check()
+    token_file = escape(str(creds / ROOT_TOKEN_FILE))
+    log = escape(str(vault.log_path))
+    stack.say(f"{'vault (openbao)':<17} {url}  root token in {token_file}  log {log}")
+    return url, credentials
+
+
+def start_services(
+    stack: Stack,
+    kafka: str,
+    vault: tuple[str, dict[str, ServiceCredentials]],
+    urls: Mapping[str, str],
+) -> None:
+    vault_url, credentials = vault
+    for service in SERVICES:
+        env = service_environment(
+            service,
+            kafka=kafka,
+            vault_url=vault_url,
+            credentials=credentials[service],
+            database_url=urls[service],
+        )
+        script = service_script(service, sys.executable)
+        process = ServiceProcess(service, [str(script), "run"], stack.run_dir.log(service), env)
+        stack.services.append(process)
+        process.start()
+    wait_until_ready(stack.services, stack.stop_signal.is_set)
+    for process in stack.services:
+        stack.say(f"{process.name:<17} up, pid {process.pid}  log {escape(str(process.log_path))}")
+
+
+def start(stack: Stack, environ: Mapping[str, str]) -> None:
+    stack.say(f"run folder {escape(str(stack.run_dir.root))}")
+    urls = resolve_databases(stack.run_dir.data, environ, SERVICES)
+    for service, url in urls.items():
+        stack.say(f"{service + ' database':<17} {escape(safe_target(make_url(url)))}")
+    stack.stop_signal.check()
+    kafka = start_kafka(stack, environ)
+    vault = start_vault(stack, environ)
+    start_services(stack, kafka, vault, urls)
+    stack.say(f"[bold green]ready[/] — {len(stack.services)} services up; Ctrl-C to stop")
+
+
+def supervise(stack: Stack) -> None:
+    """Run until a stop signal; a child ending on its own raises ChildExited."""
+    while not stack.stop_signal.wait(SUPERVISE_POLL_S):
+        check_running(stack.children())
+
+
+def report_failure(stack: Stack, error: Exception) -> None:
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    err.print(f"[bold red]moment: {escape(str(error))}[/]")
+    if isinstance(error, ChildExited):
+        err.print(f"[dim]last lines of {escape(str(error.child.log_path))}:[/]")
+        err.print(escape(log_tail(error.child.log_path)), markup=False)
+    elif isinstance(error, StackError) and stack.services:
+        for service in stack.services:
+            if not service.ready():
+                err.print(f"[dim]last lines of {escape(str(service.log_path))}:[/]")
+                err.print(log_tail(service.log_path), markup=False)
+
+
+def run_stack(console: Console, environ: Mapping[str, str] | None = None) -> int:
+    """Start everything; run until SIGINT/SIGTERM (exit 0) or a failure (exit 1); stop it all."""
+    environ = os.environ if environ is None else environ
+    stop_signal = StopSignal()
+    stop_signal.install()
+    stack = Stack(prepare_run_dir(environ), console, stop_signal)
+    try:
+        start(stack, environ)
+        supervise(stack)
+    except StopRequested:
+        pass
+    except (StackError, processes.InfrastructureError, VaultBootstrapError, OSError) as error:
+        report_failure(stack, error)
+        return 1
+    finally:
+        if stack.children():
+            stack.say("stopping")
+            stack.stop()
+            stack.say("stopped")
+    return 0
