@@ -33,7 +33,7 @@ async def ensure_topics(
         try:
             await admin.start()
             break
-        except KafkaConnectionError as exc:
+        except (KafkaConnectionError, OSError) as exc:
             if attempt == attempts - 1:
                 raise BrokerUnavailable(
                     f"Kafka is not reachable at {config.bootstrap_servers}"

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from moment_messaging.admin import BrokerUnavailable
 from moment_messaging.config import KafkaConfig
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,16 @@ class OutgoingRecord:
 
 
 class ResilientProducer:
-    def __init__(self, config: KafkaConfig, client_suffix: str = "relay") -> None:
+    def __init__(
+        self,
+        config: KafkaConfig,
+        client_suffix: str = "relay",
+        on_connect: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """`on_connect` runs before each new connection is used: a broker that lost its state
+        (Tansu after a restart) gets its topics back before the first record, instead of
+        auto-creating them with the wrong settings."""
+        self._on_connect = on_connect
         self._config = config
         self._client_id = f"{config.client_id}-{client_suffix}"
         self._producer: AIOKafkaProducer | None = None
@@ -53,8 +63,10 @@ class ResilientProducer:
                     linger_ms=1,
                 )
                 try:
+                    if self._on_connect is not None:
+                        await self._on_connect()
                     await producer.start()
-                except (KafkaError, OSError) as exc:
+                except (KafkaError, OSError, BrokerUnavailable) as exc:
                     with contextlib.suppress(Exception):
                         await producer.stop()
                     raise PublishError(f"broker unreachable: {type(exc).__name__}") from exc

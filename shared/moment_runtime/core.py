@@ -72,7 +72,7 @@ class ServiceCore:
         self.relay = OutboxRelay(
             self.database.sessionmaker,
             tables,
-            ResilientProducer(kafka, f"{name}-relay"),
+            ResilientProducer(kafka, f"{name}-relay", on_connect=self._ensure_topics_once),
             kafka,
             skip_locked=self.database.dialect == "postgresql",
         )
@@ -82,6 +82,9 @@ class ServiceCore:
         if self._database_config.migrate_on_start:
             await upgrade_to_head(self._database_config.url.get_secret_value(), self._migrations)
         await ensure_topics(self.kafka, self._topics)
+
+    async def _ensure_topics_once(self) -> None:
+        await ensure_topics(self.kafka, self._topics, attempts=1)
 
     async def start_consuming(self) -> None:
         self.relay.start()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from moment_contracts.envelope import Envelope
 from moment_contracts.identity import GetSealingKey, RegisterUser, SealingKey
-from moment_identity.service.registration import Crypto, register
+from moment_identity.service.registration import Crypto, prepare_registration
 from moment_identity.service.unit_of_work import IdentityUnitOfWork
 from moment_messaging.replies import Replier
 from moment_messaging.requests import RequestProcessor
@@ -21,10 +21,9 @@ class IdentityHandlers:
     uow_factory: Callable[[], IdentityUnitOfWork]
 
     async def register_user(self, request: Envelope, body: RegisterUser) -> None:
-        async def work(uow: IdentityUnitOfWork) -> object:
-            return await register(self.crypto, uow, request, body)
-
-        await self.requests.handle(request, work)  # type: ignore[arg-type]
+        await self.requests.handle(
+            request, lambda: prepare_registration(self.crypto, request, body)
+        )
 
     async def get_sealing_key(self, request: Envelope, _body: GetSealingKey) -> None:
         # Public information, cheap to recompute: no inbox entry needed for a redelivery.

@@ -3,6 +3,7 @@ hash the secrets, and write user, wrapped key, domain event and audit event in o
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -51,15 +52,12 @@ def open_fields(crypto: Crypto, body: RegisterUser) -> RegistrationFields:
         raise RegistrationRejected(problems) from None
 
 
-async def register(
-    crypto: Crypto, uow: IdentityUnitOfWork, request: Envelope, body: RegisterUser
-) -> RegistrationAccepted:
+async def prepare_registration(
+    crypto: Crypto, request: Envelope, body: RegisterUser
+) -> Callable[[IdentityUnitOfWork], Awaitable[RegistrationAccepted]]:
+    """The slow part, outside any transaction: open, validate, key, encrypt, hash."""
     fields = open_fields(crypto, body)
     status = validate_registration(fields)
-    username_index = crypto.indexer.index("username", username_key(fields.username))
-    email_index = crypto.indexer.index("email", email_key(fields.email))
-    if await uow.users.exists_by_index(username_index, email_index):
-        raise AccountExists
     subject_id = new_subject_id()
     key = await crypto.keyring.new_key(subject_id)
     user = User(
@@ -67,25 +65,41 @@ async def register(
         status=status,
         locale=body.locale,
         key_version=key.version,
-        username_index=username_index,
-        email_index=email_index,
+        username_index=crypto.indexer.index("username", username_key(fields.username)),
+        email_index=crypto.indexer.index("email", email_key(fields.email)),
         encrypted=_encrypt(crypto, key, fields),
         password_hash=await crypto.hasher.hash(fields.password),
         recovery_answer_hash=await crypto.hasher.hash(nfkc(fields.recovery_answer).casefold()),
         created_at=datetime.now(UTC),
     )
+
+    async def store(uow: IdentityUnitOfWork) -> RegistrationAccepted:
+        return await _store(uow, request, user, key)
+
+    return store
+
+
+async def _store(
+    uow: IdentityUnitOfWork, request: Envelope, user: User, key: SubjectKey
+) -> RegistrationAccepted:
+    # The unique indexes make this race-safe; the check only spares a constraint error.
+    if await uow.users.exists_by_index(user.username_index, user.email_index):
+        raise AccountExists
     await uow.users.add(user, key)
     uow.publish(
         topics.IDENTITY_EVENTS,
         UserRegistered(
-            subject_id=subject_id, status=status, locale=body.locale, registered_at=user.created_at
+            subject_id=user.subject_id,
+            status=user.status,
+            locale=user.locale,  # type: ignore[arg-type]
+            registered_at=user.created_at,
         ),
-        subject_id,
+        user.subject_id,
     )
     uow.audit(
         audit_event(
             action="create",
-            subject_id=subject_id,
+            subject_id=user.subject_id,
             actor_id=request.source,
             actor_role="service",
             fields=(*ENCRYPTED_FIELDS, "password", "recovery_answer"),
@@ -94,7 +108,7 @@ async def register(
             request_id=request.id,
         )
     )
-    return RegistrationAccepted(subject_id=subject_id, status=status)
+    return RegistrationAccepted(subject_id=user.subject_id, status=user.status)
 
 
 def _encrypt(crypto: Crypto, key: SubjectKey, fields: RegistrationFields) -> dict[str, bytes]:

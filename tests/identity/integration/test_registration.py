@@ -1,0 +1,166 @@
+"""Registration over Kafka request/reply against real Tansu, OpenBao and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import ClassVar
+
+import pytest
+from moment_client.client import RequestClient
+from moment_client.errors import RequestTimeout, ServiceError
+from moment_client.identity import IdentityClient
+from moment_contracts import topics
+from moment_contracts.base import Contract
+from moment_contracts.errors import ErrorCode
+from moment_contracts.identity import RegisterUser, RegistrationAccepted, RegistrationFields
+from moment_contracts.sealed import seal
+from moment_crypto.config import VaultConfig
+from moment_crypto.envelope import SubjectKeyring
+from moment_crypto.vault import VaultClient
+from moment_identity.adapters.orm import messaging, users
+from sqlalchemy import func, select
+
+from tests.support.kafka import header, read_topic
+from tests.support.suite import Suite
+
+
+def fields(tag: str, **overrides: object) -> RegistrationFields:
+    base = {
+        "username": f"user_{tag}",
+        "email": f"{tag}@example.test",
+        "password": "a long enough passphrase",
+        "name": "Layla Test",
+        "age": 30,
+        "recovery_question": "First school?",
+        "recovery_answer": "Al Noor",
+    }
+    return RegistrationFields.model_validate({**base, **overrides})
+
+
+async def count_users(suite: Suite) -> int:
+    async with suite.identity.core.database.sessionmaker() as session:
+        return int((await session.execute(select(func.count()).select_from(users))).scalar_one())
+
+
+async def test_redelivered_request_gets_the_same_reply_and_writes_once(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    request_id = str(uuid.uuid4())
+    before = await count_users(suite)
+    first = await identity_client.register(fields(uuid.uuid4().hex[:8]), request_id=request_id)
+    again = await identity_client.register(fields(uuid.uuid4().hex[:8]), request_id=request_id)
+    assert again == first
+    assert await count_users(suite) == before + 1
+
+
+async def test_minor_is_registered_pending_guardian_consent(identity_client: IdentityClient) -> None:
+    accepted = await identity_client.register(fields(uuid.uuid4().hex[:8], age=15))
+    assert accepted.status == "pending-guardian-consent"
+
+
+async def test_invalid_fields_get_a_bilingual_error_naming_fields_not_values(
+    identity_client: IdentityClient,
+) -> None:
+    bad = fields(uuid.uuid4().hex[:8], email="not-an-email", password="short")
+    with pytest.raises(ServiceError) as caught:
+        await identity_client.register(bad)
+    reply = caught.value.reply
+    assert reply.code == ErrorCode.VALIDATION_FAILED
+    assert {f.field for f in reply.fields} == {"email", "password"}
+    assert all(f.message_ar and f.message_en for f in reply.fields)
+    assert "not-an-email" not in reply.model_dump_json()
+
+
+async def test_concurrent_registrations_with_one_email_admit_exactly_one(
+    identity_client: IdentityClient,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    attempts = [
+        identity_client.register(fields(f"{tag}{i}", email=f"Same.{tag}@Example.test"))
+        for i in range(6)
+    ]
+    results = await asyncio.gather(*attempts, return_exceptions=True)
+    accepted = [r for r in results if isinstance(r, RegistrationAccepted)]
+    conflicts = [r for r in results if isinstance(r, ServiceError)]
+    assert len(accepted) == 1
+    assert len(conflicts) == 5
+    assert {c.code for c in conflicts} == {ErrorCode.CONFLICT}
+
+
+async def test_schema_violation_gets_an_error_reply_and_a_dead_letter(
+    suite: Suite, requests_client: RequestClient, identity_client: IdentityClient
+) -> None:
+    key = await identity_client.sealing_key()
+    box = seal(b'{"username": 5}', key, RegisterUser.ce_type)
+    request_id = str(uuid.uuid4())
+    with pytest.raises(ServiceError) as caught:
+        await requests_client.request(
+            topics.IDENTITY_COMMANDS,
+            RegisterUser(sealed=box),
+            RegistrationAccepted,
+            request_id=request_id,
+        )
+    # The box opened, but its content broke the inner contract: a validation error, field names only.
+    assert caught.value.code == ErrorCode.VALIDATION_FAILED
+
+
+async def test_request_without_a_server_times_out_with_a_typed_error(
+    requests_client: RequestClient,
+) -> None:
+    with pytest.raises(RequestTimeout) as caught:
+        await requests_client.request(
+            topics.CONSENT_COMMANDS, RegisterUser.model_construct(), RegistrationAccepted, timeout_s=0.5
+        )
+    assert caught.value.code == ErrorCode.TIMEOUT
+
+
+async def test_vault_unreachable_is_a_clear_error_and_writes_nothing(
+    suite: Suite,
+    identity_client: IdentityClient,
+    unreachable_vault_config: VaultConfig,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handlers = suite.identity.handlers()
+    crypto = handlers.crypto
+    broken = SubjectKeyring(VaultClient(unreachable_vault_config), "identity-subject-keys")
+    object.__setattr__(crypto, "keyring", broken)
+    tag = uuid.uuid4().hex[:8]
+    before = await count_users(suite)
+    try:
+        with pytest.raises(ServiceError) as caught:
+            await identity_client.register(fields(tag, name="Vault Canary Name"))
+    finally:
+        object.__setattr__(crypto, "keyring", SubjectKeyring(suite.identity.vault, "identity-subject-keys"))
+    assert caught.value.code == ErrorCode.UNAVAILABLE
+    assert caught.value.reply.retryable
+    assert await count_users(suite) == before
+    async with suite.identity.core.database.sessionmaker() as session:
+        payloads = (await session.execute(select(messaging.outbox.c.payload))).scalars().all()
+    assert not any(b"Vault Canary Name" in p for p in payloads)
+    assert "Vault Canary Name" not in caplog.text
+    assert tag not in caplog.text
+
+
+class RegisterUserV9(Contract):
+    """A version identity does not serve."""
+
+    ce_type: ClassVar[str] = "moment.identity.register-user.v9"
+
+
+async def test_unknown_version_gets_an_error_reply_and_a_dead_letter(
+    suite: Suite, requests_client: RequestClient
+) -> None:
+    request_id = str(uuid.uuid4())
+    with pytest.raises(ServiceError) as caught:
+        await requests_client.request(
+            topics.IDENTITY_COMMANDS, RegisterUserV9(), RegistrationAccepted, request_id=request_id
+        )
+    assert caught.value.code == ErrorCode.UNKNOWN_TYPE
+    assert caught.value.reply.message_ar
+    dead = await read_topic(
+        suite.kafka.bootstrap_servers,
+        topics.dlq(topics.IDENTITY_COMMANDS),
+        where=lambda r: header(r, "ce_id") == request_id,
+    )
+    assert [header(r, "dlq_reason") for r in dead] == ["unknown-type"]
