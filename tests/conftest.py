@@ -1,4 +1,6 @@
-"""Root fixtures: real Tansu, OpenBao and PostgreSQL, started and stopped by the fixtures themselves."""
+"""Root fixtures: real Tansu, OpenBao and PostgreSQL, started and stopped by the fixtures
+themselves.
+"""
 
 pytest_plugins = [
     "tests.support.infra",

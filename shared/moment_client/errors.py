@@ -10,7 +10,7 @@ class MomentClientError(Exception):
 
 
 class RequestTimeout(MomentClientError):
-    """No reply within the timeout. Safe to retry with the same request id: requests are idempotent."""
+    """No reply within the timeout. Retry with the same request id: requests are idempotent."""
 
     code = ErrorCode.TIMEOUT
 

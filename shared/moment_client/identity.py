@@ -1,4 +1,6 @@
-"""The identity service's calls, with personal data sealed to identity's public key before it leaves."""
+"""The identity service's calls, with personal data sealed to identity's public key before it
+leaves.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The base of every message model: strict, immutable, and versioned through its CloudEvents type."""
+"""The base of every message model: strict, immutable, versioned through its CloudEvents type."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pydantic import BaseModel, ConfigDict
 class Contract(BaseModel):
     """A message body. Subclasses set `ce_type`, which carries the schema version (…`.v1`).
 
-    `extra="forbid"` makes an unknown field a schema violation rather than silently ignored data, so a
-    producer that drifts from the contract lands on the dead-letter topic instead of being half-read.
+    `extra="forbid"` makes an unknown field a schema violation rather than silently ignored data, so
+    a producer that drifts from the contract lands on the dead-letter topic instead of being
+    half-read.
+
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)

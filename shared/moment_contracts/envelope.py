@@ -90,9 +90,14 @@ def headers_to_dict(headers: Iterable[tuple[str, bytes]]) -> dict[str, str]:
 
 
 def from_kafka(headers: Iterable[tuple[str, bytes]], value: bytes) -> Envelope:
-    """Parse a consumed record. Raises EnvelopeError when required CloudEvents attributes are missing."""
+    """Parse a consumed record. Raises EnvelopeError when required CloudEvents attributes are
+    missing.
+
+    """
     raw = headers_to_dict(headers)
-    ce_headers = {k: v.encode() for k, v in raw.items() if k.startswith("ce_") or k == "content-type"}
+    ce_headers = {
+        k: v.encode() for k, v in raw.items() if k.startswith("ce_") or k == "content-type"
+    }
     try:
         event = ce_kafka.from_binary(
             ce_kafka.KafkaMessage(headers=ce_headers, key=None, value=b""), _FORMAT

@@ -1,4 +1,6 @@
-"""Typed error replies: a stable code, and a message in English and Arabic for the storefront to show."""
+"""Typed error replies: a stable code, and a message in English and Arabic for the storefront to
+show.
+"""
 
 from __future__ import annotations
 

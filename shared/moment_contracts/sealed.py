@@ -1,8 +1,9 @@
 """Sealed payloads: personal data crosses Kafka only encrypted to the service that may read it.
 
-A sender seals a JSON object to the recipient's X25519 public key (ephemeral-static ECDH, HKDF-SHA256,
-AES-256-GCM), so brokers, topic dumps and anyone replaying a topic see ciphertext only. The associated
-data binds the box to its message type: a box cut from one message and pasted into another won't open.
+A sender seals a JSON object to the recipient's X25519 public key (ephemeral-static ECDH, HKDF-
+SHA256, AES-256-GCM), so brokers, topic dumps and anyone replaying a topic see ciphertext only. The
+associated data binds the box to its message type: a box cut from one message and pasted into
+another won't open.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Topic names. Every topic is created explicitly at start-up (Tansu forgets everything on restart)."""
+"""Topic names. Every topic is created explicitly at start-up: Tansu forgets them on restart."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ class VaultConfigError(CryptoError):
     """The Vault configuration is incomplete, or a credential file cannot be read."""
 
 
-class VaultUnavailable(CryptoError):  # noqa: N818 - reads as a condition
+class VaultUnavailable(CryptoError):
     """Vault could not be reached: connection refused, reset or timed out."""
 
 
@@ -23,11 +23,11 @@ class VaultSealed(VaultUnavailable):
     """Vault answered but is sealed, uninitialised or on standby, so it cannot serve requests."""
 
 
-class VaultPermissionDenied(CryptoError):  # noqa: N818 - reads as a condition
+class VaultPermissionDenied(CryptoError):
     """Vault rejected the login, or the policy does not allow the operation."""
 
 
-class VaultRequestFailed(CryptoError):  # noqa: N818 - reads as a condition
+class VaultRequestFailed(CryptoError):
     """Vault refused or failed a request for a reason other than access or availability."""
 
     def __init__(
@@ -38,11 +38,11 @@ class VaultRequestFailed(CryptoError):  # noqa: N818 - reads as a condition
         self.vault_errors = vault_errors
 
 
-class DecryptionFailed(CryptoError):  # noqa: N818 - reads as a condition
+class DecryptionFailed(CryptoError):
     """A ciphertext is tampered, truncated, or bound to another subject, field or key version."""
 
 
-class KeyDestroyed(CryptoError):  # noqa: N818 - reads as a condition
+class KeyDestroyed(CryptoError):
     """The key needed to decrypt no longer exists; the data is unrecoverable by design."""
 
 
@@ -50,5 +50,5 @@ class SubjectKeyMissing(KeyDestroyed):
     """The subject has no data key (it was erased), so its fields cannot be decrypted."""
 
 
-class InvalidKeySet(CryptoError):  # noqa: N818 - reads as a condition
+class InvalidKeySet(CryptoError):
     """A versioned key set read from Vault KV is malformed."""

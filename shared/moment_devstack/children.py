@@ -32,7 +32,7 @@ class Child(Protocol):
     proc: subprocess.Popen[bytes] | None
 
 
-class ChildExited(StackError):  # noqa: N818 - reads as an event
+class ChildExited(StackError):
     """A child process ended while the stack expected it to run."""
 
     def __init__(self, child: Child, code: int) -> None:
@@ -41,7 +41,7 @@ class ChildExited(StackError):  # noqa: N818 - reads as an event
         self.code = code
 
 
-class StopRequested(Exception):  # noqa: N818 - a request, not an error
+class StopRequested(Exception):
     """SIGINT or SIGTERM arrived while the stack was starting."""
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 from sqlalchemy.engine import URL, make_url
 
 from moment_devstack.processes import InfrastructureError
@@ -24,11 +24,11 @@ CONNECT_TIMEOUT_S = 5.0
 _DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
-class PostgresUnavailable(InfrastructureError):  # noqa: N818 - reads as a condition
+class PostgresUnavailable(InfrastructureError):
     """The PostgreSQL server could not be reached or refused the connection."""
 
 
-class InvalidDatabaseName(InfrastructureError, ValueError):  # noqa: N818 - as above
+class InvalidDatabaseName(InfrastructureError, ValueError):
     """A database name outside `[a-z_][a-z0-9_]{0,62}`."""
 
 

@@ -112,7 +112,9 @@ def bao_binary() -> str:
     return found
 
 
-def tansu(run_dir: Path, port: int | None = None, advertised_port: int | None = None) -> ManagedProcess:
+def tansu(
+    run_dir: Path, port: int | None = None, advertised_port: int | None = None
+) -> ManagedProcess:
     """A Tansu broker: Kafka-compatible, memory-only, so a restart loses every topic and offset.
 
     `advertised_port` lets a test put a proxy in front of the broker, to cut clients off from a

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 
-from moment_persistence.config import safe_target
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.engine import make_url
@@ -46,6 +45,7 @@ from moment_devstack.stack import (
     write_root_token,
 )
 from moment_devstack.vault_bootstrap import ServiceCredentials, VaultBootstrapError, bootstrap_vault
+from moment_persistence.config import safe_target
 
 SUPERVISE_POLL_S = 0.25
 INFRASTRUCTURE_STOP_TIMEOUT_S = 10.0

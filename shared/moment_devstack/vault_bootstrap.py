@@ -17,6 +17,7 @@ from pathlib import Path
 
 import hvac
 import hvac.exceptions
+
 from moment_crypto.keysets import new_key_set
 
 TRANSIT_MOUNT = "transit"

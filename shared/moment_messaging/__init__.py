@@ -1,1 +1,1 @@
-"""Kafka messaging: transactional outbox, idempotent consumers, dead-letter topics, request/reply."""
+"""Kafka messaging: transactional outbox, idempotent consumers, dead letters, request/reply."""

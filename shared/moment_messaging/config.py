@@ -15,7 +15,8 @@ class KafkaConfig(BaseModel):
     enable_idempotence: bool = False
     transactional: bool = False
     request_timeout_ms: int = Field(default=10_000, ge=100)
-    # Tansu holds a fetch for the full wait even when data is there: keep it short where latency counts.
+    # Tansu holds a fetch for the full wait even when data is there: keep it short where latency
+    # counts.
     fetch_max_wait_ms: int = Field(default=10, ge=1)
     max_message_bytes: int = Field(default=256 * 1024, ge=1024)
     handler_retries: int = Field(default=3, ge=0)

@@ -1,10 +1,11 @@
-"""Dead-letter handling for FastStream consumers: bad input never stops a consumer, and is never lost.
+"""Dead-letter handling for FastStream consumers: bad input never stops a consumer, and is never
+lost.
 
 Checks run in a parser (before any handler): size, CloudEvents envelope, JSON, known type. Schema
-violations surface from the handler's typed argument. Handler errors are retried with back-off first.
-Whatever still fails is published to `<topic>.dlq` with the reason and the original headers, and only
-then is the offset committed. If even the dead-letter publish fails, the error escapes, the message is
-not acknowledged, and Kafka delivers it again.
+violations surface from the handler's typed argument. Handler errors are retried with back-off
+first. Whatever still fails is published to `<topic>.dlq` with the reason and the original headers,
+and only then is the offset committed. If even the dead-letter publish fails, the error escapes, the
+message is not acknowledged, and Kafka delivers it again.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def make_parser(
 ) -> Callable[[ConsumerRecord[Any, Any], Callable[..., Awaitable[Any]]], Awaitable[Any]]:
     """A FastStream parser that rejects poison before any handler sees it."""
 
-    async def parse(record: ConsumerRecord[Any, Any], original: Callable[..., Awaitable[Any]]) -> Any:
+    async def parse(
+        record: ConsumerRecord[Any, Any], original: Callable[..., Awaitable[Any]]
+    ) -> Any:
         value = record.value or b""
         if len(value) > max_bytes:
             raise OversizedMessage(f"{len(value)} bytes exceeds the limit of {max_bytes}")
@@ -177,9 +180,9 @@ class DeadLetterMiddleware(BaseMiddleware):
 
     async def after_processed(
         self,
-        exc_type: type[BaseException] | None = None,
+        exc_type: type[BaseException] | None = None,  # noqa: ARG002 - FastStream's signature
         exc_val: BaseException | None = None,
-        exc_tb: TracebackType | None = None,
+        exc_tb: TracebackType | None = None,  # noqa: ARG002
     ) -> bool | None:
         if exc_val is None or not isinstance(exc_val, Exception):
             return False

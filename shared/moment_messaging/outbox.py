@@ -1,8 +1,8 @@
 """Transactional outbox: events become rows in the same transaction as the state change.
 
 A relay publishes the rows, keyed by subject, and marks them sent only after the broker acknowledged
-them. Delivery is at-least-once: a crash between the acknowledgement and the mark re-sends a row, which
-the idempotent consumers absorb.
+them. Delivery is at-least-once: a crash between the acknowledgement and the mark re-sends a row,
+which the idempotent consumers absorb.
 """
 
 from __future__ import annotations
@@ -65,7 +65,10 @@ async def add_to_outbox(
 
 
 class OutboxRelay:
-    """Publishes unsent outbox rows. `notify()` after a commit keeps latency low; polling catches the rest."""
+    """Publishes unsent outbox rows. `notify()` after a commit keeps latency low; polling catches
+    the rest.
+
+    """
 
     def __init__(
         self,
@@ -156,7 +159,7 @@ class OutboxRelay:
             )
 
     def _record(self, row: Any) -> OutgoingRecord:
-        headers = {name: value for name, value in row["headers"]}
+        headers = dict(row["headers"])
         parent = propagate.extract(headers)
         with _tracer.start_as_current_span(
             f"{row['topic']} publish", context=parent, kind=SpanKind.PRODUCER

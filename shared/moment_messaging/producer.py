@@ -1,8 +1,8 @@
 """A Kafka producer that survives the broker going away.
 
 The outbox relay must keep trying until the broker is back, so this wrapper starts its aiokafka
-producer lazily and throws it away after a failure: a fresh one re-reads the cluster metadata, which a
-restarted Tansu (same address, empty state) needs.
+producer lazily and throws it away after a failure: a fresh one re-reads the cluster metadata, which
+a restarted Tansu (same address, empty state) needs.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Sending replies for request/reply over Kafka (FastStream's own `request()` refuses real Kafka)."""
+"""Replies for request/reply over Kafka (FastStream's own `request()` refuses real Kafka)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""Serving requests exactly once in effect: at-least-once delivery, idempotent processing, one reply.
+"""Serving requests exactly once in effect: at-least-once delivery, idempotent processing, one
+reply.
 
-A request is processed inside a unit of work that also records its id and its reply in the inbox.
-A redelivered request (same CloudEvents source and id) gets the stored reply again and changes
+A request is processed inside a unit of work that also records its id and its reply in the inbox. A
+redelivered request (same CloudEvents source and id) gets the stored reply again and changes
 nothing. Errors a caller should see become typed error replies; the rest escape to the dead-letter
 policy after retries.
 """
@@ -75,7 +76,9 @@ class RequestProcessor(Generic[U]):
             reply = error
         await self._replier.send(request, reply)
 
-    async def _process(self, request: Envelope, work: Callable[[U], Awaitable[Contract]]) -> Contract:
+    async def _process(
+        self, request: Envelope, work: Callable[[U], Awaitable[Contract]]
+    ) -> Contract:
         async with self._uow_factory() as uow:
             reply = await work(uow)
             stored = StoredReply(type=reply.ce_type, body=reply.model_dump_json().encode())

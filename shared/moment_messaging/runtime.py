@@ -7,10 +7,12 @@ selected by its `ce_type` header, so the AsyncAPI document lists every accepted 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
+from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.middlewares import AckPolicy
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -58,7 +60,7 @@ def subscribe(
     group_id: str,
     accepts: Iterable[type[Contract]],
     config: KafkaConfig,
-) -> Any:
+) -> DefaultSubscriber:
     """A consumer-group subscriber that commits only after processing (or dead-lettering)."""
     return broker.subscriber(
         topic,
@@ -80,6 +82,11 @@ def of_type(model: type[Contract]) -> Any:
     return matches
 
 
+def record_of(message: KafkaMessage) -> ConsumerRecord[Any, Any]:
+    """The aiokafka record behind a single (non-batch) message."""
+    return cast("ConsumerRecord[Any, Any]", message.raw_message)
+
+
 def envelope_of(message: KafkaMessage) -> Envelope:
-    record = message.raw_message
+    record = record_of(message)
     return from_kafka(record.headers, record.value or b"")

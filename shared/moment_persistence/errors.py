@@ -39,7 +39,7 @@ class PersistenceError(Exception):
     """Base class for every error raised by moment_persistence."""
 
 
-class DatabaseUnavailable(PersistenceError):  # noqa: N818 - the name the services use
+class DatabaseUnavailable(PersistenceError):
     """The database cannot be reached or refused the session; usually worth retrying later."""
 
     def __init__(self, target: str, reason: str) -> None:
@@ -52,7 +52,7 @@ class MigrationError(PersistenceError):
     """The schema is at a revision the code does not know, or a migration failed."""
 
 
-class IntegrityViolation(PersistenceError):  # noqa: N818 - reads as a condition, like SQLSTATE
+class IntegrityViolation(PersistenceError):
     """A write broke a database constraint; the names identify which, never the values."""
 
     kind = "integrity"

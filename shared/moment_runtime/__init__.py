@@ -1,1 +1,3 @@
-"""What every service process does the same way: start-up order, migrations, the outbox relay, shutdown."""
+"""What every service process does the same way: start-up order, migrations, the outbox relay,
+shutdown.
+"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -39,7 +39,9 @@ def service_cli(
         typer.echo(f"{name}: database is at the newest revision")
 
     @app.command()
-    def asyncapi(out: Path | None = typer.Option(None, help="Write here instead of stdout")) -> None:
+    def asyncapi(
+        out: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
+    ) -> None:
         """Print the service's AsyncAPI 3.0 document."""
         text = document()
         if out is None:

@@ -105,7 +105,9 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
-async def run_until_signalled(service: Service, on_ready: Callable[[], Awaitable[None]] | None = None) -> None:
+async def run_until_signalled(
+    service: Service, on_ready: Callable[[], Awaitable[None]] | None = None
+) -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -19,13 +19,17 @@ from moment_messaging.deadletter import DeadLetterPolicy
 from moment_messaging.runtime import build_broker
 
 
-def declare_publications(broker: KafkaBroker, publications: dict[str, tuple[type[Contract], ...]]) -> None:
+def declare_publications(
+    broker: KafkaBroker, publications: dict[str, tuple[type[Contract], ...]]
+) -> None:
     for topic, models in publications.items():
         for model in models:
             broker.publisher(
                 topic,
                 title=f"{topic}:{model.ce_type}",
-                description=f"{model.__doc__ or model.__name__} (ce_type {model.ce_type}, via the outbox)",
+                description=(
+                    f"{model.__doc__ or model.__name__} (ce_type {model.ce_type}, via the outbox)"
+                ),
                 schema=model,
             )
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from moment_devstack.apidocs import stale_documents
 
 from moment_contracts.catalogue import TOPIC_MESSAGES
+from moment_devstack.apidocs import stale_documents
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "asyncapi"
 

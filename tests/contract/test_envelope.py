@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from moment_contracts.envelope import Envelope, EnvelopeError, from_kafka
 from moment_contracts.identity import UserRegistered
 from moment_contracts.registry import MessageRegistry, SchemaViolation, UnknownMessageType

@@ -27,9 +27,10 @@ from typing import Any, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 import psutil
 import pytest
+from sqlalchemy.engine import make_url
+
 from moment_devstack.postgres import drop_database
 from moment_devstack.processes import port_open
-from sqlalchemy.engine import make_url
 
 pytestmark = pytest.mark.slow
 

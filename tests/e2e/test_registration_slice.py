@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 
-from moment_client.identity import IdentityClient
-from moment_contracts import topics
-from moment_contracts.identity import RegistrationFields
-from moment_identity.adapters.orm import users
-from moment_audit.adapters.orm import audit_records
-from moment_consent.adapters.orm import subjects
 from opentelemetry import trace
 from sqlalchemy import select
 
+from moment_audit.adapters.orm import audit_records
+from moment_client.identity import IdentityClient
+from moment_consent.adapters.orm import subjects
+from moment_contracts import topics
+from moment_contracts.identity import RegistrationFields
+from moment_identity.adapters.orm import users
 from tests.support.kafka import header, read_topic
 from tests.support.suite import Suite
 
@@ -93,11 +93,17 @@ async def test_register_flows_through_every_hop_with_one_trace(
         assert value.encode() not in raw, "personal data must be stored encrypted"
 
 
-async def test_no_personal_value_on_any_topic(suite: Suite, identity_client: IdentityClient) -> None:
-    fields = CANARY.model_copy(update={"username": "canary_two_7f3a", "email": "two.7f3a@example.test"})
+async def test_no_personal_value_on_any_topic(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    fields = CANARY.model_copy(
+        update={"username": "canary_two_7f3a", "email": "two.7f3a@example.test"}
+    )
     await identity_client.register(fields, locale="en")
     for topic in (topics.IDENTITY_COMMANDS, topics.IDENTITY_EVENTS, topics.AUDIT_EVENTS):
-        records = await read_topic(suite.kafka.bootstrap_servers, topic, expect=10**6, timeout_s=1.5)
+        records = await read_topic(
+            suite.kafka.bootstrap_servers, topic, expect=10**6, timeout_s=1.5
+        )
         assert records, topic
         blob = b"".join(r.value or b"" for r in records) + b"".join(
             v for r in records for _, v in r.headers

@@ -43,7 +43,10 @@ async def read_topic(
     timeout_s: float = 15.0,
     where: object = None,
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record on `topic` from the beginning, once at least `expect` (matching `where`) arrived."""
+    """Every record on `topic` from the beginning, once at least `expect` (matching `where`)
+    arrived.
+
+    """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
     )
@@ -70,7 +73,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
         ids = consumer.partitions_for_topic(topic)
         if ids:
             return [TopicPartition(topic, p) for p in sorted(ids)]
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
+        await consumer._client.force_metadata_update()
         await asyncio.sleep(0.05)
     raise AssertionError(f"topic {topic} does not exist")
 

@@ -18,6 +18,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncTransaction
+
 from moment_devstack.postgres import (
     DEFAULT_ADMIN_URL,
     TEST_URL_VARIABLE,
@@ -30,7 +32,6 @@ from moment_devstack.postgres import (
 )
 from moment_persistence.config import Dialect
 from moment_persistence.database import Database
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncTransaction
 
 
 class PostgresDatabases:

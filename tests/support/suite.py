@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
+from pydantic import SecretStr
+
 from moment_audit.bootstrap import build as build_audit
 from moment_audit.config import AuditSettings
 from moment_client.client import ClientConfig, RequestClient
@@ -19,8 +21,6 @@ from moment_messaging.config import KafkaConfig
 from moment_persistence.config import DatabaseConfig
 from moment_runtime.basic import BasicService
 from moment_telemetry.config import TelemetryConfig
-from pydantic import SecretStr
-
 from tests.support.postgres import PostgresDatabases
 
 
@@ -50,7 +50,9 @@ async def suite(
 ) -> AsyncIterator[Suite]:
     urls = {s: await postgres_database_factory.create(s) for s in ("identity", "consent", "audit")}
     kafka = kafka_topics
-    identity = IdentityService(identity_settings(kafka, urls["identity"], vault_config_factory("identity")))
+    identity = IdentityService(
+        identity_settings(kafka, urls["identity"], vault_config_factory("identity"))
+    )
     consent = build_consent(
         ConsentSettings(
             kafka=kafka.model_copy(update={"client_id": "consent"}),

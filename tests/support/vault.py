@@ -10,6 +10,7 @@ from pathlib import Path
 import hvac
 import pytest
 import pytest_asyncio
+
 from moment_crypto import VaultClient, VaultConfig
 from moment_devstack.processes import LOOPBACK, ManagedProcess, free_port, openbao
 from moment_devstack.vault_bootstrap import ServiceCredentials, bootstrap_vault

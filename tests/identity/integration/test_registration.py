@@ -7,6 +7,8 @@ import uuid
 from typing import ClassVar
 
 import pytest
+from sqlalchemy import func, select
+
 from moment_client.client import RequestClient
 from moment_client.errors import RequestTimeout, ServiceError
 from moment_client.identity import IdentityClient
@@ -19,8 +21,6 @@ from moment_crypto.config import VaultConfig
 from moment_crypto.envelope import SubjectKeyring
 from moment_crypto.vault import VaultClient
 from moment_identity.adapters.orm import messaging, users
-from sqlalchemy import func, select
-
 from tests.support.kafka import header, read_topic
 from tests.support.suite import Suite
 
@@ -54,7 +54,9 @@ async def test_redelivered_request_gets_the_same_reply_and_writes_once(
     assert await count_users(suite) == before + 1
 
 
-async def test_minor_is_registered_pending_guardian_consent(identity_client: IdentityClient) -> None:
+async def test_minor_is_registered_pending_guardian_consent(
+    identity_client: IdentityClient,
+) -> None:
     accepted = await identity_client.register(fields(uuid.uuid4().hex[:8], age=15))
     assert accepted.status == "pending-guardian-consent"
 
@@ -101,7 +103,8 @@ async def test_schema_violation_gets_an_error_reply_and_a_dead_letter(
             RegistrationAccepted,
             request_id=request_id,
         )
-    # The box opened, but its content broke the inner contract: a validation error, field names only.
+    # The box opened, but its content broke the inner contract: a validation error, field names
+    # only.
     assert caught.value.code == ErrorCode.VALIDATION_FAILED
 
 
@@ -110,7 +113,10 @@ async def test_request_without_a_server_times_out_with_a_typed_error(
 ) -> None:
     with pytest.raises(RequestTimeout) as caught:
         await requests_client.request(
-            topics.CONSENT_COMMANDS, RegisterUser.model_construct(), RegistrationAccepted, timeout_s=0.5
+            topics.CONSENT_COMMANDS,
+            RegisterUser.model_construct(),
+            RegistrationAccepted,
+            timeout_s=0.5,
         )
     assert caught.value.code == ErrorCode.TIMEOUT
 
@@ -131,7 +137,9 @@ async def test_vault_unreachable_is_a_clear_error_and_writes_nothing(
         with pytest.raises(ServiceError) as caught:
             await identity_client.register(fields(tag, name="Vault Canary Name"))
     finally:
-        object.__setattr__(crypto, "keyring", SubjectKeyring(suite.identity.vault, "identity-subject-keys"))
+        object.__setattr__(
+            crypto, "keyring", SubjectKeyring(suite.identity.vault, "identity-subject-keys")
+        )
     assert caught.value.code == ErrorCode.UNAVAILABLE
     assert caught.value.reply.retryable
     assert await count_users(suite) == before

@@ -75,7 +75,9 @@ async def test_every_poison_kind_is_dead_lettered_and_consumer_goes_on(ping_app)
     }
     for value, headers in poison.values():
         await producer.send_and_wait(topic, value, headers=headers)
-    await producer.send_and_wait(topic, b'{"n": 1}', headers=[("content-type", b"application/json")])
+    await producer.send_and_wait(
+        topic, b'{"n": 1}', headers=[("content-type", b"application/json")]
+    )
     value, headers = _good(42)
     await producer.send_and_wait(topic, value, headers=headers)
 

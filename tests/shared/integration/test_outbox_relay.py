@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from pydantic import SecretStr
+from sqlalchemy import MetaData, func, select
+
 from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope
 from moment_contracts.topics import TopicSpec
@@ -19,9 +22,6 @@ from moment_messaging.producer import PublishError, ResilientProducer
 from moment_messaging.tables import define_messaging_tables
 from moment_persistence.config import DatabaseConfig
 from moment_persistence.database import Database
-from pydantic import SecretStr
-from sqlalchemy import MetaData, func, select
-
 from tests.support.kafka import read_topic
 from tests.support.netfault import TcpProxy
 from tests.support.postgres import PostgresDatabases

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+
 from moment_devstack.processes import free_port
 from moment_persistence.config import DatabaseConfig
 from moment_persistence.database import Database
 from moment_persistence.errors import DatabaseUnavailable
 from moment_persistence.unit_of_work import SqlUnitOfWork
-from sqlalchemy import text
-
 from tests.support.postgres import PostgresDatabases, fresh_database_url
 
 SECRET = "hunter2-do-not-leak"

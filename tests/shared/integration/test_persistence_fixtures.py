@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from moment_devstack.postgres import PostgresUnavailable, check_postgres, drop_database
 from moment_devstack.processes import free_port
 from moment_persistence.config import DatabaseConfig
 from moment_persistence.database import Database
 from moment_persistence.unit_of_work import SqlUnitOfWork
-
 from tests.support.postgres import (
     PostgresDatabases,
     RollbackSessions,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from moment_devstack.processes import free_port
 from moment_persistence.config import DatabaseConfig
 from moment_persistence.database import Database
@@ -18,7 +19,6 @@ from moment_persistence.migrations import (
     upgrade_on_connection,
     upgrade_to_head,
 )
-
 from tests.support.postgres import PostgresDatabases, fresh_database_url, rollback_scope
 
 ENV_PY = """

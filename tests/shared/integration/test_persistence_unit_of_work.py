@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
 from moment_persistence.config import DatabaseConfig
 from moment_persistence.database import Database
 from moment_persistence.errors import (
@@ -16,8 +18,6 @@ from moment_persistence.errors import (
     classify_integrity_error,
 )
 from moment_persistence.unit_of_work import SqlUnitOfWork, UnitOfWorkStateError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
 from tests.support.postgres import PostgresDatabases, RollbackSessions, fresh_database_url
 
 

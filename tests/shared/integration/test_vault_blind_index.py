@@ -6,6 +6,7 @@ import base64
 import os
 
 import hvac
+
 from moment_crypto import BlindIndexer, VaultClient
 from moment_devstack.vault_bootstrap import BLIND_INDEX_PATH
 

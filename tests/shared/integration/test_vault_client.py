@@ -10,6 +10,7 @@ from pathlib import Path
 
 import hvac
 import pytest
+
 from moment_crypto import (
     VaultClient,
     VaultConfig,
@@ -25,7 +26,6 @@ from moment_devstack.vault_bootstrap import (
     bootstrap_vault,
     policy_name,
 )
-
 from tests.support.vault import VaultConfigFactory, VaultServer
 
 

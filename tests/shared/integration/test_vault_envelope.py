@@ -9,6 +9,7 @@ from pathlib import Path
 import hvac
 import pytest
 import pytest_asyncio
+
 from moment_crypto import (
     DecryptionFailed,
     FieldCipher,
@@ -20,7 +21,6 @@ from moment_crypto import (
     WrappedKey,
 )
 from moment_devstack.vault_bootstrap import SUBJECT_KEYS
-
 from tests.support.vault import VaultServer
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from moment_crypto import DecryptionFailed, FieldCipher, SubjectKey
 from moment_crypto.envelope import FORMAT_V1, NONCE_BYTES
 

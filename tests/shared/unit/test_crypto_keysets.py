@@ -6,6 +6,7 @@ import base64
 import os
 
 import pytest
+
 from moment_crypto import BlindIndexer, InvalidKeySet, VaultConfig, VersionedKeys, new_key_set
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from moment_persistence.config import DatabaseConfig
 from pydantic import ValidationError
+
+from moment_persistence.config import DatabaseConfig
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
+
 from moment_persistence.config import DatabaseConfig
 from moment_persistence.database import Database
 from moment_persistence.errors import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from moment_devstack.postgres import InvalidDatabaseName, database_url, validate_database_name
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from moment_settings import ConfigurationError, ServiceSettings, env_var_name, load_settings
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
+
+from moment_settings import ConfigurationError, ServiceSettings, env_var_name, load_settings
 
 CANARY = "canary-secret-5d1e8b"
 

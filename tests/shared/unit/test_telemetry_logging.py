@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import pytest
-from moment_telemetry import TelemetryConfig, configure_logging
-from moment_telemetry.pii import PiiScrubbingFilter, is_pii_key
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel
+
+from moment_telemetry import TelemetryConfig, configure_logging
+from moment_telemetry.pii import PiiScrubbingFilter, is_pii_key
 
 CANARY = "canary-pii-7f3a9c"
 

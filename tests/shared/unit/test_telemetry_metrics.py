@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from moment_telemetry import Metrics, TelemetryConfig, setup_metrics
-from moment_telemetry.metrics import build_meter_provider
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from moment_telemetry import Metrics, TelemetryConfig, setup_metrics
+from moment_telemetry.metrics import build_meter_provider
 
 
 def _points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, object], object]]]:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
 from moment_telemetry import (
     TelemetryConfig,
     context_from_traceparent,
@@ -15,9 +19,6 @@ from moment_telemetry import (
 )
 from moment_telemetry.config import otlp_signal_url
 from moment_telemetry.tracing import build_tracer_provider
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 TRACER = TracerProvider().get_tracer(__name__)
 

@@ -12,7 +12,7 @@ from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.catalogue import TOPIC_MESSAGES
 from moment_messaging.config import KafkaConfig
-from moment_messaging.runtime import envelope_of, of_type, subscribe
+from moment_messaging.runtime import envelope_of, of_type, record_of, subscribe
 from moment_persistence.unit_of_work import SqlUnitOfWork
 
 GROUP_ID = "audit"
@@ -32,7 +32,7 @@ def register_handlers(
     @events(filter=of_type(PersonalDataAccessed))
     async def on_personal_data_accessed(body: PersonalDataAccessed, msg: KafkaMessage) -> None:
         """Store an access record once; the offset is committed only after the database commit."""
-        record = msg.raw_message
+        record = record_of(msg)
         async with uow_factory() as uow:
             await ingest(uow, envelope_of(msg), body, record.partition, record.offset)
 

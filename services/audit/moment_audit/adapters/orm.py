@@ -1,4 +1,4 @@
-"""The audit store. Issue-level hardening (hash chains, append-only triggers) builds on this table."""
+"""The audit store. Hash chains and append-only triggers (the audit issue) build on this table."""
 
 from __future__ import annotations
 

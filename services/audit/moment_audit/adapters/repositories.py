@@ -16,10 +16,14 @@ class SqlAuditStore:
         self._session = session
 
     def _insert(self) -> Insert:
-        dialect = self._session.get_bind().dialect.name
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        stmt: Insert = module.insert(audit_records)
-        return stmt.on_conflict_do_nothing(index_elements=["source", "event_id"])
+        # ON CONFLICT DO NOTHING is dialect-specific SQL; both dialects we run on have it.
+        if self._session.get_bind().dialect.name == "postgresql":
+            return postgresql.insert(audit_records).on_conflict_do_nothing(
+                index_elements=["source", "event_id"]
+            )
+        return sqlite.insert(audit_records).on_conflict_do_nothing(
+            index_elements=["source", "event_id"]
+        )
 
     async def append(self, record: dict[str, Any]) -> bool:
         """True if stored, False if this source+id was already there."""

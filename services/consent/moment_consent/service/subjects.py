@@ -1,4 +1,4 @@
-"""Track the subjects whose consent this service will manage (guardian consent, purposes, rights)."""
+"""Track the subjects whose consent this service manages (guardian consent, purposes, rights)."""
 
 from __future__ import annotations
 

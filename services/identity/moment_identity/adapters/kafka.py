@@ -19,7 +19,10 @@ GROUP_ID = "identity"
 def register_handlers(
     broker: KafkaBroker, config: KafkaConfig, handlers: Callable[[], IdentityHandlers]
 ) -> None:
-    """`handlers` is called per message, so the broker can be built (and documented) before start-up."""
+    """`handlers` is called per message, so the broker can be built (and documented) before start-
+    up.
+
+    """
     commands = subscribe(
         broker,
         topics.IDENTITY_COMMANDS,

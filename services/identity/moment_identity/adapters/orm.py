@@ -1,4 +1,6 @@
-"""Identity's tables. Personal fields hold AES-GCM ciphertext only; lookups go through blind indexes."""
+"""Identity's tables. Personal fields hold AES-GCM ciphertext only; lookups go through blind
+indexes.
+"""
 
 from __future__ import annotations
 

@@ -63,8 +63,10 @@ class SqlUserRepository:
 
     async def encrypted_fields(self, subject_id: str) -> dict[str, bytes] | None:
         row = (
-            await self._session.execute(select(users).where(users.c.subject_id == subject_id))
-        ).mappings().first()
+            (await self._session.execute(select(users).where(users.c.subject_id == subject_id)))
+            .mappings()
+            .first()
+        )
         if row is None:
             return None
-        return {k.removesuffix("_ct"): row[k] for k in row.keys() if k.endswith("_ct")}
+        return {k.removesuffix("_ct"): row[k] for k in row if k.endswith("_ct")}

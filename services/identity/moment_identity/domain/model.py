@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from moment_contracts.identity import RegistrationFields
+from moment_contracts.identity import Locale, RegistrationFields
 from moment_identity.domain.errors import FieldProblem, RegistrationRejected
 from moment_identity.domain.normalise import nfkc
 
@@ -53,7 +53,7 @@ def validate_registration(fields: RegistrationFields) -> Status:
 class User:
     subject_id: str
     status: Status
-    locale: str
+    locale: Locale
     key_version: int
     username_index: str
     email_index: str

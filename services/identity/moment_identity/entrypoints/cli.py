@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
+from moment_contracts.base import Contract
 from moment_contracts.errors import ErrorReply
 from moment_contracts.identity import RegistrationAccepted, SealingKey, UserRegistered
 from moment_identity.adapters.kafka import register_handlers
@@ -12,7 +13,7 @@ from moment_identity.config import IdentitySettings
 from moment_runtime.cli import service_cli
 from moment_runtime.docs import document, not_at_docs_time
 
-PUBLICATIONS = {
+PUBLICATIONS: dict[str, tuple[type[Contract], ...]] = {
     topics.IDENTITY_EVENTS: (UserRegistered,),
     topics.AUDIT_EVENTS: (PersonalDataAccessed,),
     "replies.{instance}": (SealingKey, RegistrationAccepted, ErrorReply),

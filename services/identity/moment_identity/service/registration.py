@@ -91,7 +91,7 @@ async def _store(
         UserRegistered(
             subject_id=user.subject_id,
             status=user.status,
-            locale=user.locale,  # type: ignore[arg-type]
+            locale=user.locale,
             registered_at=user.created_at,
         ),
         user.subject_id,

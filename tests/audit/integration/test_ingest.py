@@ -1,0 +1,54 @@
+"""Audit ingest stores each event once, de-duplicated on CloudEvents source + id."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from moment_audit.adapters.orm import audit_records
+from moment_contracts import topics
+from moment_contracts.audit import PersonalDataAccessed
+from moment_contracts.envelope import Envelope
+from tests.support.produce import publish
+from tests.support.suite import Suite
+
+
+def access(subject_id: str) -> PersonalDataAccessed:
+    return PersonalDataAccessed(
+        action="read",
+        actor_id="staff-1",
+        actor_role="support-operator",
+        subject_id=subject_id,
+        fields=("email",),
+        purpose="user-dealings",
+        outcome="success",
+        occurred_at=datetime.now(UTC),
+    )
+
+
+async def _stored(suite: Suite, subject_id: str) -> list[dict[str, object]]:
+    async with suite.audit.core.database.sessionmaker() as session:
+        rows = await session.execute(
+            select(audit_records).where(audit_records.c.subject_id == subject_id)
+        )
+        return [dict(r) for r in rows.mappings()]
+
+
+async def test_redelivery_never_doubles_a_record(suite: Suite) -> None:
+    subject_id = str(uuid.uuid4())
+    event = Envelope.of(access(subject_id), source="/moment/identity", subject=subject_id)
+    other_source = Envelope(
+        type=event.type, source="/moment/consent", id=event.id, data=event.data, subject=subject_id
+    )
+    await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, event, event, other_source)
+    for _ in range(200):
+        if len(await _stored(suite, subject_id)) == 2:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    rows = await _stored(suite, subject_id)
+    assert sorted(r["source"] for r in rows) == ["/moment/consent", "/moment/identity"]
+    assert rows[0]["fields"] == ["email"]
