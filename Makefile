@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := -e shared -e services/identity -e services/consent -e services/audit
+SHARED := contracts client telemetry settings persistence crypto messaging runtime devstack
+SERVICES := identity consent audit
+PACKAGES := $(foreach p,$(SHARED),-e shared/$(p)) $(foreach s,$(SERVICES),-e services/$(s))
 SOURCES := shared services tests benchmarks
 
 .PHONY: install run test test-fast lint bench demo asyncapi clean
@@ -12,7 +14,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python constraints.txt requirements-dev.txt shared/pyproject.toml services/*/pyproject.toml
+$(STAMP): $(BIN)/python constraints.txt requirements-dev.txt shared/*/pyproject.toml services/*/pyproject.toml
 	$(BIN)/pip install --quiet -c constraints.txt -r requirements-dev.txt $(PACKAGES)
 	touch $(STAMP)
 
@@ -28,7 +30,7 @@ test: install
 lint: install
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
-	$(BIN)/mypy shared services
+	$(BIN)/mypy shared services benchmarks
 
 bench: install
 	$(BIN)/python -m benchmarks

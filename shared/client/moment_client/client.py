@@ -18,13 +18,12 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, Field
 
+from moment_client.admin import create_topics
 from moment_client.errors import RequestTimeout, ServiceError, UnexpectedReply
 from moment_contracts.base import Contract
 from moment_contracts.envelope import CORRELATION_ID, REPLY_TO, Envelope, from_kafka
 from moment_contracts.errors import ErrorReply
 from moment_contracts.topics import TopicSpec, reply_topic
-from moment_messaging.admin import ensure_topics
-from moment_messaging.config import KafkaConfig
 
 T = TypeVar("T", bound=Contract)
 log = logging.getLogger(__name__)
@@ -56,10 +55,11 @@ class RequestClient:
         await self.stop()
 
     async def start(self) -> None:
-        kafka = KafkaConfig(
-            bootstrap_servers=self.config.bootstrap_servers, client_id="moment-client"
+        await create_topics(
+            self.config.bootstrap_servers,
+            [TopicSpec(self.reply_topic, partitions=1)],
+            client_id="moment-client",
         )
-        await ensure_topics(kafka, [TopicSpec(self.reply_topic, partitions=1)])
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.config.bootstrap_servers, acks="all", linger_ms=0
         )

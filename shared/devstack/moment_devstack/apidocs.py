@@ -1,15 +1,16 @@
 """The services' AsyncAPI documents under docs/asyncapi/, regenerated or checked for staleness.
 
-Each document comes from the service's own `moment_<service>.entrypoints.cli.asyncapi()`, which
-builds the broker exactly as at run time, so a stale file means the docs no longer match the code.
+Each document comes from the service's own `moment-<service> asyncapi` command, which builds the
+broker exactly as at run time, so a stale file means the docs no longer match the code. It runs as
+a separate process because shared code never imports a service.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable
+import subprocess
+import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import cast
 
 from moment_devstack.stack import SERVICES
 
@@ -18,10 +19,11 @@ DEFAULT_DIRECTORY = Path("docs") / "asyncapi"
 
 def generate(service: str) -> str:
     """The current AsyncAPI document of one service, as the text its JSON file should hold."""
-    # Imported on demand: each service's CLI pulls in its whole dependency tree.
-    module = importlib.import_module(f"moment_{service}.entrypoints.cli")
-    document = cast("Callable[[], str]", module.asyncapi)
-    return document()
+    command = Path(sys.executable).parent / f"moment-{service}"
+    done = subprocess.run(
+        [str(command), "asyncapi"], capture_output=True, check=True, text=True, encoding="utf-8"
+    )
+    return done.stdout
 
 
 def document_path(directory: Path, service: str) -> Path:

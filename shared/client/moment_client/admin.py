@@ -11,7 +11,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from moment_contracts.topics import TopicSpec
-from moment_messaging.config import KafkaConfig
 
 log = logging.getLogger(__name__)
 
@@ -20,41 +19,49 @@ class BrokerUnavailable(RuntimeError):
     """The Kafka broker could not be reached."""
 
 
-async def ensure_topics(
-    config: KafkaConfig, specs: Iterable[TopicSpec], *, attempts: int = 30
+async def create_topics(
+    bootstrap_servers: str,
+    specs: Iterable[TopicSpec],
+    *,
+    client_id: str = "moment-admin",
+    request_timeout_ms: int = 10_000,
+    replication_factor: int = 1,
+    attempts: int = 30,
 ) -> None:
-    wanted = {spec.name: spec for spec in specs}
+    """Create whichever of `specs` are missing; existing topics are left as they are."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=config.bootstrap_servers,
-        client_id=f"{config.client_id}-admin",
-        request_timeout_ms=config.request_timeout_ms,
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        request_timeout_ms=request_timeout_ms,
     )
-    for attempt in range(attempts):
-        try:
-            await admin.start()
-            break
-        except (KafkaConnectionError, OSError) as exc:
-            if attempt == attempts - 1:
-                raise BrokerUnavailable(
-                    f"Kafka is not reachable at {config.bootstrap_servers}"
-                ) from exc
-            await asyncio.sleep(0.2)
+    await _start(admin, bootstrap_servers, attempts)
     try:
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(
-                name,
+                spec.name,
                 num_partitions=spec.partitions,
-                replication_factor=config.replication_factor,
+                replication_factor=replication_factor,
                 topic_configs=dict(spec.config),
             )
-            for name, spec in wanted.items()
-            if name not in existing
+            for spec in {s.name: s for s in specs}.values()
+            if spec.name not in existing
         ]
         if missing:
             await _create(admin, missing)
     finally:
         await admin.close()
+
+
+async def _start(admin: AIOKafkaAdminClient, bootstrap_servers: str, attempts: int) -> None:
+    for attempt in range(attempts):
+        try:
+            await admin.start()
+            return
+        except (KafkaConnectionError, OSError) as exc:
+            if attempt == attempts - 1:
+                raise BrokerUnavailable(f"Kafka is not reachable at {bootstrap_servers}") from exc
+            await asyncio.sleep(0.2)
 
 
 async def _create(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> None:
