@@ -8,7 +8,9 @@ service and is stored; one trace id runs through every hop; no personal value is
 from __future__ import annotations
 
 import asyncio
+import logging
 
+import pytest
 from opentelemetry import trace
 from sqlalchemy import select
 
@@ -93,9 +95,10 @@ async def test_register_flows_through_every_hop_with_one_trace(
         assert value.encode() not in raw, "personal data must be stored encrypted"
 
 
-async def test_no_personal_value_on_any_topic(
-    suite: Suite, identity_client: IdentityClient
+async def test_no_personal_value_on_any_topic_or_in_the_logs(
+    suite: Suite, identity_client: IdentityClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     fields = CANARY.model_copy(
         update={"username": "canary_two_7f3a", "email": "two.7f3a@example.test"}
     )
@@ -110,3 +113,6 @@ async def test_no_personal_value_on_any_topic(
         )
         for value in [*CANARY_VALUES, fields.username, fields.email]:
             assert value.encode() not in blob, f"plaintext found on {topic}"
+    assert caplog.records, "the services log while they work"
+    for value in [*CANARY_VALUES, fields.username, fields.email]:
+        assert value not in caplog.text

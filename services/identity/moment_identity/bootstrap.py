@@ -69,7 +69,11 @@ class IdentityService:
         self._handlers = IdentityHandlers(
             crypto=crypto,
             requests=RequestProcessor(
-                self.unit_of_work, Inbox(messaging, self.name), self.core.replier, to_error_reply
+                self.unit_of_work,
+                Inbox(messaging, self.name),
+                self.core.replier,
+                to_error_reply,
+                metrics=self.core.metrics,
             ),
             replier=self.core.replier,
             uow_factory=self.unit_of_work,

@@ -21,7 +21,12 @@ from moment_devstack.postgres import (
 )
 from moment_devstack.run import run_stack
 
-app = typer.Typer(help="The Moment development stack.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="The Moment development stack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 
 
 def _console(*, stderr: bool = False) -> Console:

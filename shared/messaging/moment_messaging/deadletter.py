@@ -36,6 +36,7 @@ from moment_contracts.registry import (
 from moment_contracts.topics import dlq
 from moment_messaging.config import KafkaConfig
 from moment_messaging.replies import Replier
+from moment_telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +98,10 @@ def make_parser(
 class DeadLetterPolicy:
     """Shared by every consumer of a service: where dead letters go and how poison is answered."""
 
-    def __init__(self, config: KafkaConfig, consumer: str) -> None:
+    def __init__(self, config: KafkaConfig, consumer: str, metrics: Metrics | None = None) -> None:
         self.config = config
         self.consumer = consumer
+        self.metrics = metrics
         self.broker: KafkaBroker | None = None
         self.replier: Replier | None = None
         self.dead_lettered = 0
@@ -135,6 +137,8 @@ class DeadLetterPolicy:
             record.value or b"", topic=dlq(record.topic), key=record.key, headers=headers
         )
         self.dead_lettered += 1
+        if self.metrics is not None:
+            self.metrics.messages_dead_lettered.add(1, {"topic": record.topic, "reason": reason})
         log.warning(
             "message dead-lettered",
             extra={"topic": record.topic, "offset": record.offset, "reason": reason},

@@ -24,6 +24,7 @@ from moment_contracts.envelope import Envelope
 from moment_messaging.config import KafkaConfig
 from moment_messaging.producer import OutgoingRecord, PublishError, ResilientProducer
 from moment_messaging.tables import MessagingTables
+from moment_telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("moment.outbox")
@@ -78,12 +79,14 @@ class OutboxRelay:
         config: KafkaConfig,
         *,
         skip_locked: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._table = tables.outbox
         self._producer = producer
         self._config = config
         self._skip_locked = skip_locked
+        self._metrics = metrics
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
@@ -148,7 +151,20 @@ class OutboxRelay:
             await self._note_failure(ids, error)
             raise error
         self.published += len(rows)
+        self._record_metrics(rows)
         return len(rows)
+
+    def _record_metrics(self, rows: Sequence[Any]) -> None:
+        if self._metrics is None:
+            return
+        now = datetime.now(UTC)
+        for row in rows:
+            created = row["created_at"]
+            # SQLite hands back naive datetimes; every timestamp we write is UTC.
+            created = created if created.tzinfo else created.replace(tzinfo=UTC)
+            attributes = {"topic": row["topic"]}
+            self._metrics.outbox_published.add(1, attributes)
+            self._metrics.outbox_lag_seconds.record((now - created).total_seconds(), attributes)
 
     async def _note_failure(self, ids: list[int], exc: Exception) -> None:
         async with self._sessions() as session, session.begin():

@@ -10,6 +10,7 @@ policy after retries.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
@@ -21,6 +22,7 @@ from moment_contracts.envelope import Envelope
 from moment_contracts.errors import ErrorReply
 from moment_messaging.inbox import Inbox, StoredReply
 from moment_messaging.replies import Replier
+from moment_telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,9 @@ class RequestProcessor(Generic[U]):
         inbox: Inbox,
         replier: Replier,
         to_error: Callable[[Exception], ErrorReply | None],
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._uow_factory = uow_factory
         self._inbox = inbox
         self._replier = replier
@@ -62,19 +66,30 @@ class RequestProcessor(Generic[U]):
     ) -> None:
         """`work()` does the slow part (crypto, hashing) outside any transaction and returns the
         step that writes; that step runs inside the unit of work, so locks are held briefly."""
+        started = time.perf_counter()
         stored = await self._stored(request)
         if stored is not None:
             await self._resend(request, stored)
+            self._measure(request, "replayed", started)
             return
         try:
             reply = await self._process(request, await work())
         except Exception as exc:
             error = self._to_error(exc)
             if error is None:
+                self._measure(request, "failed", started)
                 raise
             log.info("request refused", extra={"code": error.code, "type": request.type})
             reply = error
         await self._replier.send(request, reply)
+        self._measure(request, getattr(reply, "code", "ok"), started)
+
+    def _measure(self, request: Envelope, outcome: str, started: float) -> None:
+        if self._metrics is None:
+            return
+        attributes = {"operation": request.type, "outcome": str(outcome)}
+        self._metrics.requests_served.add(1, attributes)
+        self._metrics.request_duration_seconds.record(time.perf_counter() - started, attributes)
 
     async def _process(
         self, request: Envelope, work: Callable[[U], Awaitable[Contract]]
@@ -84,6 +99,7 @@ class RequestProcessor(Generic[U]):
             stored = StoredReply(type=reply.ce_type, body=reply.model_dump_json().encode())
             await self._inbox.record(uow.session, request, stored)
             await uow.commit()
+        log.info("request served", extra={"type": request.type, "request_id": request.id})
         return reply
 
     async def _stored(self, request: Envelope) -> StoredReply | None:

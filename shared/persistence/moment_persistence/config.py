@@ -24,7 +24,9 @@ def parse_async_url(raw: str) -> URL:
         url = make_url(raw)
     except (ArgumentError, ValueError):
         raise ValueError("database url is not a valid SQLAlchemy URL") from None
-    backend, driver = url.get_backend_name(), url.get_driver_name()
+    # Read from the name itself: asking SQLAlchemy for the driver would import a dialect, and an
+    # unknown scheme such as 'postgres://' would raise NoSuchModuleError instead of a clear message.
+    backend, _, driver = url.drivername.partition("+")
     expected = ASYNC_DRIVERS.get(backend)
     if expected is None:
         raise ValueError(

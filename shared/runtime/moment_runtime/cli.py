@@ -23,7 +23,12 @@ def service_cli(
     migrations: Path,
     document: Callable[[], str],
 ) -> typer.Typer:
-    app = typer.Typer(help=f"The Moment {name} service.", no_args_is_help=True)
+    # No locals in tracebacks: they would print settings, and settings can hold secrets.
+    app = typer.Typer(
+        help=f"The Moment {name} service.",
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,
+    )
 
     @app.command()
     def run() -> None:

@@ -31,7 +31,7 @@ from moment_persistence.database import Database
 from moment_persistence.migrations import upgrade_to_head
 from moment_telemetry.config import TelemetryConfig
 from moment_telemetry.logging import configure_logging
-from moment_telemetry.metrics import setup_metrics
+from moment_telemetry.metrics import Metrics, setup_metrics
 from moment_telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ class ServiceCore:
         self.tracer_provider = setup_tracing(telemetry)
         self.meter_provider = setup_metrics(telemetry)
         self.database = Database(database)
-        self.policy = DeadLetterPolicy(kafka, consumer=name)
+        self.metrics = Metrics(self.meter_provider)
+        self.policy = DeadLetterPolicy(kafka, consumer=name, metrics=self.metrics)
         self.broker: KafkaBroker
         self.replier: Replier
         self.broker, self.replier = build_broker(
@@ -75,6 +76,7 @@ class ServiceCore:
             ResilientProducer(kafka, f"{name}-relay", on_connect=self._ensure_topics_once),
             kafka,
             skip_locked=self.database.dialect == "postgresql",
+            metrics=self.metrics,
         )
 
     async def prepare(self) -> None:

@@ -90,8 +90,7 @@ def _problem(settings_cls: type[BaseSettings], detail: ErrorDetails) -> SettingP
     if detail["type"] == "missing":
         reason = "is required but not set"
         if _names_model(settings_cls, detail["loc"]):
-            delimiter = settings_cls.model_config.get("env_nested_delimiter") or "__"
-            reason += f" (set its fields as {env_var}{delimiter}<FIELD>)"
+            reason += _how_to_set(settings_cls, detail["loc"], env_var)
     elif detail["type"] == "extra_forbidden":
         reason = "is not a recognised setting"
     else:
@@ -99,6 +98,20 @@ def _problem(settings_cls: type[BaseSettings], detail: ErrorDetails) -> SettingP
     if positions:
         reason = f"item {', '.join(positions)}: {reason}"
     return SettingProblem(env_var, reason)
+
+
+def _how_to_set(settings_cls: type[BaseSettings], loc: Sequence[str | int], env_var: str) -> str:
+    """Name the group's required fields, so the message says exactly what to set."""
+    delimiter = settings_cls.model_config.get("env_nested_delimiter") or "__"
+    model: type[BaseModel] | None = settings_cls
+    for segment in loc:
+        field = _field(model, str(segment)) if model is not None else None
+        model = _model_type(field.annotation) if field is not None else None
+    required = [n for n, f in model.model_fields.items() if f.is_required()] if model else []
+    if not required:
+        return f" (set its fields as {env_var}{delimiter}<FIELD>)"
+    names = ", ".join(f"{env_var}{delimiter}{name.upper()}" for name in required)
+    return f" (set {names})"
 
 
 def _unparsable(settings_cls: type[BaseSettings], error: SettingsError) -> SettingProblem:

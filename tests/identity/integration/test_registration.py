@@ -19,8 +19,10 @@ from moment_contracts.identity import RegisterUser, RegistrationAccepted, Regist
 from moment_contracts.sealed import seal
 from moment_crypto.config import VaultConfig
 from moment_crypto.envelope import SubjectKeyring
+from moment_crypto.errors import DecryptionFailed
 from moment_crypto.vault import VaultClient
 from moment_identity.adapters.orm import messaging, users
+from moment_identity.adapters.repositories import SqlUserRepository
 from tests.support.kafka import header, read_topic
 from tests.support.suite import Suite
 
@@ -172,3 +174,28 @@ async def test_unknown_version_gets_an_error_reply_and_a_dead_letter(
         where=lambda r: header(r, "ce_id") == request_id,
     )
     assert [header(r, "dlq_reason") for r in dead] == ["unknown-type"]
+
+
+async def test_ciphertext_moved_to_another_subject_or_field_does_not_decrypt(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    first = await identity_client.register(fields(uuid.uuid4().hex[:8]))
+    second = await identity_client.register(fields(uuid.uuid4().hex[:8]))
+    crypto = suite.identity.handlers().crypto
+    async with suite.identity.core.database.sessionmaker() as session:
+        repo = SqlUserRepository(session)
+        stolen = await repo.encrypted_fields(first.subject_id)
+        own_key = await repo.wrapped_key(second.subject_id)
+        first_key = await repo.wrapped_key(first.subject_id)
+    assert stolen
+    assert own_key
+    assert first_key
+    key_b = await crypto.keyring.unwrap(*own_key)
+    key_a = await crypto.keyring.unwrap(*first_key)
+    assert crypto.cipher.decrypt(key_a, first.subject_id, "email", 1, stolen["email"]).endswith(
+        "@example.test"
+    )
+    with pytest.raises(DecryptionFailed):  # pasted into another subject's record
+        crypto.cipher.decrypt(key_b, second.subject_id, "email", 1, stolen["email"])
+    with pytest.raises(DecryptionFailed):  # right key, but moved to another field
+        crypto.cipher.decrypt(key_a, first.subject_id, "name", 1, stolen["email"])

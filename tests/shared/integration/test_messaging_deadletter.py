@@ -9,6 +9,8 @@ from typing import ClassVar
 import pytest
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaMessage
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope
@@ -17,6 +19,7 @@ from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
 from moment_messaging.deadletter import DeadLetterPolicy
 from moment_messaging.runtime import build_broker, envelope_of, of_type, subscribe
+from moment_telemetry.metrics import Metrics
 from tests.support.kafka import header, read_topic
 
 
@@ -35,7 +38,10 @@ async def ping_app(kafka_config: KafkaConfig):
     topic = f"test.ping.{uuid.uuid4().hex[:8]}"
     config = kafka_config.model_copy(update={"max_message_bytes": 2048, "retry_backoff_ms": 10})
     await ensure_topics(config, [TopicSpec(topic, partitions=1), TopicSpec(dlq(topic), 1)])
-    policy = DeadLetterPolicy(config, consumer="ping-test")
+    reader = InMemoryMetricReader()
+    policy = DeadLetterPolicy(
+        config, consumer="ping-test", metrics=Metrics(MeterProvider(metric_readers=[reader]))
+    )
     broker, _ = build_broker(config, source="/test", policy=policy)
     seen: list[int] = []
     attempts: dict[int, int] = {}
@@ -52,7 +58,7 @@ async def ping_app(kafka_config: KafkaConfig):
     await broker.start()
     producer = AIOKafkaProducer(bootstrap_servers=config.bootstrap_servers)
     await producer.start()
-    yield topic, producer, seen, attempts, config
+    yield topic, producer, seen, attempts, config, reader
     await producer.stop()
     await broker.stop()
 
@@ -63,7 +69,7 @@ def _good(n: int, **kw: str) -> tuple[bytes, list[tuple[str, bytes]]]:
 
 
 async def test_every_poison_kind_is_dead_lettered_and_consumer_goes_on(ping_app) -> None:
-    topic, producer, seen, attempts, config = ping_app
+    topic, producer, seen, attempts, config, reader = ping_app
     _, good_headers = _good(0)
     other = Envelope.of(Other(), source="/test")
     poison = {
@@ -95,10 +101,23 @@ async def test_every_poison_kind_is_dead_lettered_and_consumer_goes_on(ping_app)
             break
         await asyncio.sleep(0.05)
     assert seen == [42]
+    assert _dead_letter_counts(reader) == {r: reasons.count(r) for r in reasons}
+
+
+def _dead_letter_counts(reader: InMemoryMetricReader) -> dict[str, int]:
+    data = reader.get_metrics_data()
+    counts: dict[str, int] = {}
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == "moment.messages.dead_lettered":
+                    for point in metric.data.data_points:
+                        counts[str(point.attributes["reason"])] = int(point.value)
+    return counts
 
 
 async def test_transient_handler_error_is_retried_not_dead_lettered(ping_app) -> None:
-    topic, producer, seen, attempts, config = ping_app
+    topic, producer, seen, attempts, config, _ = ping_app
     value, headers = _good(5, fail="once")
     await producer.send_and_wait(topic, value, headers=headers)
     for _ in range(100):

@@ -74,7 +74,7 @@ def test_missing_settings_are_named_by_env_var(capsys: pytest.CaptureFixture[str
     assert isinstance(error, SystemExit)
     assert error.code == 2
     assert "MOMENT_DEMO_DATABASE: is required but not set" in stderr
-    assert "MOMENT_DEMO_DATABASE__<FIELD>" in stderr
+    assert "(set MOMENT_DEMO_DATABASE__URL)" in stderr
     assert "MOMENT_DEMO_VAULT_TOKEN: is required but not set" in stderr
     assert {problem.env_var for problem in error.problems} == {
         "MOMENT_DEMO_DATABASE",
