@@ -8,7 +8,7 @@ SERVICES := identity consent audit
 PACKAGES := $(foreach p,$(SHARED),-e shared/$(p)) $(foreach s,$(SERVICES),-e services/$(s))
 SOURCES := shared services tests benchmarks
 
-.PHONY: install run test test-fast lint bench demo asyncapi clean
+.PHONY: install run test lint bench asyncapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,6 @@ lint: install
 
 bench: install
 	$(BIN)/python -m benchmarks
-
-demo: install
-	$(BIN)/python -m moment_devstack demo
 
 asyncapi: install
 	$(BIN)/python -m moment_devstack asyncapi --write

@@ -12,6 +12,8 @@ class KafkaConfig(BaseModel):
     client_id: str = "moment"
     acks: Literal["all", 1, 0] = "all"
     # Tansu has no InitProducerId, so both stay off by default; on real Kafka turn them on.
+    # `transactional` makes the outbox relay publish each batch in one Kafka transaction, so a
+    # read_committed consumer never sees half a batch.
     enable_idempotence: bool = False
     transactional: bool = False
     request_timeout_ms: int = Field(default=10_000, ge=100)
@@ -21,7 +23,6 @@ class KafkaConfig(BaseModel):
     max_message_bytes: int = Field(default=256 * 1024, ge=1024)
     handler_retries: int = Field(default=3, ge=0)
     retry_backoff_ms: int = Field(default=100, ge=0)
-    topic_partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_interval_ms: int = Field(default=200, ge=5)

@@ -61,6 +61,9 @@ class ResilientProducer:
                     request_timeout_ms=self._config.request_timeout_ms,
                     max_request_size=self._config.max_message_bytes * 4,
                     linger_ms=1,
+                    transactional_id=(
+                        f"{self._client_id}-tx" if self._config.transactional else None
+                    ),
                 )
                 try:
                     if self._on_connect is not None:
@@ -77,13 +80,21 @@ class ResilientProducer:
         """Send every record and wait for each acknowledgement (acks=all by default)."""
         producer = await self._ensure()
         try:
-            futures = [
-                await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records
-            ]
-            await asyncio.gather(*futures)
+            if self._config.transactional:
+                async with producer.transaction():
+                    await self._send(producer, records)
+            else:
+                await self._send(producer, records)
         except (KafkaError, OSError) as exc:
             await self._discard()
             raise PublishError(f"publish failed: {type(exc).__name__}") from exc
+
+    @staticmethod
+    async def _send(producer: AIOKafkaProducer, records: Sequence[OutgoingRecord]) -> None:
+        futures = [
+            await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records
+        ]
+        await asyncio.gather(*futures)
 
     async def _discard(self) -> None:
         async with self._lock:

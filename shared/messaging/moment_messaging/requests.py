@@ -22,6 +22,7 @@ from moment_contracts.envelope import Envelope
 from moment_contracts.errors import ErrorReply
 from moment_messaging.inbox import Inbox, StoredReply
 from moment_messaging.replies import Replier
+from moment_persistence.errors import IntegrityViolation
 from moment_telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,11 @@ class RequestProcessor(Generic[U]):
         try:
             reply = await self._process(request, await work())
         except Exception as exc:
+            # A redelivered copy processed concurrently won the inbox row: answer as it did.
+            if isinstance(exc, IntegrityViolation) and (stored := await self._stored(request)):
+                await self._resend(request, stored)
+                self._measure(request, "replayed", started)
+                return
             error = self._to_error(exc)
             if error is None:
                 self._measure(request, "failed", started)

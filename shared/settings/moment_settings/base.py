@@ -27,4 +27,7 @@ class ServiceSettings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         case_sensitive=False,
+        # Setting one nested variable (…_KAFKA__BOOTSTRAP_SERVERS) must update the group's
+        # default, not replace it and lose the other defaults (client id, service name).
+        nested_model_default_partial_update=True,
     )

@@ -18,7 +18,7 @@ from moment_devstack.processes import free_port, tansu
 from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
 from moment_messaging.outbox import OutboxMessage, OutboxRelay, add_to_outbox
-from moment_messaging.producer import PublishError, ResilientProducer
+from moment_messaging.producer import OutgoingRecord, PublishError, ResilientProducer
 from moment_messaging.tables import define_messaging_tables
 from moment_persistence.config import DatabaseConfig
 from moment_persistence.database import Database
@@ -143,3 +143,18 @@ async def test_a_restarted_broker_gets_its_topics_back_before_the_relay_publishe
 
 async def _zero(database: Database) -> bool:
     return await unpublished(database) == 0
+
+
+async def test_transactions_are_an_option_that_tansu_refuses_clearly(
+    kafka_config: KafkaConfig,
+) -> None:
+    """Real Kafka gets atomic batches with `transactional`; Tansu has no InitProducerId."""
+    config = kafka_config.model_copy(update={"transactional": True, "request_timeout_ms": 2000})
+    producer = ResilientProducer(config)
+    try:
+        with pytest.raises(PublishError):
+            await asyncio.wait_for(
+                producer.send_all([OutgoingRecord(TOPIC, b"{}", None, [])]), timeout=30
+            )
+    finally:
+        await producer.stop()

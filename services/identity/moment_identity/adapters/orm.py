@@ -26,8 +26,9 @@ metadata = MetaData(
     }
 )
 
-# Destroying a subject's row here is crypto-shredding: without the wrapped key, ciphertext anywhere
-# (this database, its backups, Kafka history) can no longer be decrypted.
+# Destroying a subject's row here is crypto-shredding: without the wrapped key, ciphertext in this
+# database and in Kafka history can no longer be decrypted. A backup taken before the erasure still
+# holds the wrapped key, so backups need their own retention (docs/architecture.md).
 subject_keys = Table(
     "subject_keys",
     metadata,
