@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pytest
 from pydantic import SecretStr
@@ -23,6 +24,8 @@ from moment_runtime.basic import BasicService
 from moment_telemetry.config import TelemetryConfig
 from tests.support.postgres import PostgresDatabases
 
+S = TypeVar("S", IdentitySettings, ConsentSettings, AuditSettings)
+
 
 @dataclass
 class Suite:
@@ -33,13 +36,18 @@ class Suite:
     urls: dict[str, str]
 
 
-def identity_settings(kafka: KafkaConfig, url: str, vault: VaultConfig) -> IdentitySettings:
-    return IdentitySettings(
-        kafka=kafka.model_copy(update={"client_id": "identity"}),
+def settings_for(cls: type[S], service: str, kafka: KafkaConfig, url: str, vault: VaultConfig) -> S:
+    """A service's settings as `make run` would give them, pointed at the test's components."""
+    return cls(
+        kafka=kafka.model_copy(update={"client_id": service}),
         database=DatabaseConfig(url=SecretStr(url)),
         vault=vault,
-        telemetry=TelemetryConfig(service_name="identity", log_format="console"),
+        telemetry=TelemetryConfig(service_name=service, log_format="console"),
     )
+
+
+def identity_settings(kafka: KafkaConfig, url: str, vault: VaultConfig) -> IdentitySettings:
+    return settings_for(IdentitySettings, "identity", kafka, url, vault)
 
 
 @pytest.fixture(scope="session")
@@ -54,20 +62,12 @@ async def suite(
         identity_settings(kafka, urls["identity"], vault_config_factory("identity"))
     )
     consent = build_consent(
-        ConsentSettings(
-            kafka=kafka.model_copy(update={"client_id": "consent"}),
-            database=DatabaseConfig(url=SecretStr(urls["consent"])),
-            vault=vault_config_factory("consent"),
-            telemetry=TelemetryConfig(service_name="consent", log_format="console"),
+        settings_for(
+            ConsentSettings, "consent", kafka, urls["consent"], vault_config_factory("consent")
         )
     )
     audit = build_audit(
-        AuditSettings(
-            kafka=kafka.model_copy(update={"client_id": "audit"}),
-            database=DatabaseConfig(url=SecretStr(urls["audit"])),
-            vault=vault_config_factory("audit"),
-            telemetry=TelemetryConfig(service_name="audit", log_format="console"),
-        )
+        settings_for(AuditSettings, "audit", kafka, urls["audit"], vault_config_factory("audit"))
     )
     services = (audit, consent, identity)
     for service in services:

@@ -8,21 +8,15 @@ from sqlalchemy import (
     Column,
     DateTime,
     Integer,
-    MetaData,
     String,
     Table,
     UniqueConstraint,
 )
 
 from moment_messaging.tables import define_messaging_tables
+from moment_persistence.naming import service_metadata
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = service_metadata()
 
 audit_records = Table(
     "audit_records",

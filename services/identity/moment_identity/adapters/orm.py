@@ -10,21 +10,14 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Table,
 )
 
 from moment_messaging.tables import define_messaging_tables
+from moment_persistence.naming import service_metadata
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = service_metadata()
 
 # Destroying a subject's row here is crypto-shredding: without the wrapped key, ciphertext in this
 # database and in Kafka history can no longer be decrypted. A backup taken before the erasure still
