@@ -237,6 +237,27 @@ class VaultClient:
         )
         return str(response["data"]["signature"])
 
+    async def transit_public_keys(self, key_name: str) -> dict[int, bytes]:
+        """The raw 32-byte Ed25519 public keys of a Transit signing key, by key version.
+
+        Public keys are not secret: this lets any service verify signatures offline. Versions
+        below the key's min_decryption_version are left out, as Transit no longer verifies them.
+        """
+        mount = self._config.transit_mount
+        response = await self._call(
+            f"public key read of {key_name!r}",
+            lambda hv: hv.secrets.transit.read_key(name=key_name, mount_point=mount),
+        )
+        data = response["data"]
+        if data.get("type") != "ed25519":
+            raise VaultRequestFailed(f"the Transit key {key_name!r} is not an ed25519 key")
+        oldest = int(data.get("min_decryption_version") or 1)
+        return {
+            int(version): base64.b64decode(entry["public_key"])
+            for version, entry in data["keys"].items()
+            if int(version) >= oldest
+        }
+
     async def verify(self, key_name: str, data: bytes, signature: str) -> bool:
         """Whether `signature` is a valid Transit signature over `data` (malformed: False)."""
         mount = self._config.transit_mount

@@ -42,6 +42,7 @@ TRANSIT_KEYS: dict[str, str] = {
 }
 KEY_SETS = (BLIND_INDEX_PATH, PEPPER_PATH, SEALING_KEY_PATH)
 
+# Every service reads the public token-signing keys: each verifies identity's tokens offline.
 POLICIES: dict[str, str] = {
     "identity": f"""
 path "{TRANSIT_MOUNT}/datakey/plaintext/{SUBJECT_KEYS}" {{ capabilities = ["update"] }}
@@ -49,13 +50,16 @@ path "{TRANSIT_MOUNT}/decrypt/{SUBJECT_KEYS}" {{ capabilities = ["update"] }}
 path "{TRANSIT_MOUNT}/sign/{TOKEN_SIGNING_KEY}" {{ capabilities = ["update"] }}
 path "{TRANSIT_MOUNT}/verify/{TOKEN_SIGNING_KEY}" {{ capabilities = ["update"] }}
 path "{KV_MOUNT}/data/moment/identity/*" {{ capabilities = ["read"] }}
+path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
 """,
     "consent": f"""
 path "{KV_MOUNT}/data/moment/consent/*" {{ capabilities = ["read"] }}
+path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
 """,
     "audit": f"""
 path "{TRANSIT_MOUNT}/sign/{AUDIT_CHECKPOINT_KEY}" {{ capabilities = ["update"] }}
 path "{TRANSIT_MOUNT}/verify/{AUDIT_CHECKPOINT_KEY}" {{ capabilities = ["update"] }}
+path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
 """,
 }
 

@@ -1,0 +1,83 @@
+"""Revoked tokens, per principal, as every service learns them from identity's events.
+
+Identity publishes `PrincipalTokensRevoked` (logout everywhere, role change, account erased,
+staff off-boarding); each service feeds the events into its own RevocationList, so verification
+stays offline. Two rules may apply to a principal: tokens with a session version below a minimum
+are revoked, and so are tokens issued before a point in time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from moment_auth.claims import TokenClaims
+from moment_auth.errors import TokenRevoked
+
+
+@dataclass
+class _Revocation:
+    min_session_version: int
+    issued_before: float
+    recorded_at: float
+
+
+class RevocationList:
+    """In-memory revocations by principal id; entries only ever get stricter."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._entries: dict[str, _Revocation] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def record(
+        self,
+        principal_id: str,
+        *,
+        min_session_version: int | None = None,
+        issued_before: float | None = None,
+    ) -> None:
+        """Revoke the principal's tokens with sv < min_session_version or iat < issued_before.
+
+        A rule is never relaxed, so replayed or reordered events cannot lift a revocation.
+        """
+        if min_session_version is None and issued_before is None:
+            raise ValueError("a revocation needs min_session_version or issued_before")
+        entry = self._entries.get(principal_id)
+        if entry is None:
+            entry = _Revocation(0, -math.inf, self._clock())
+            self._entries[principal_id] = entry
+        if min_session_version is not None:
+            entry.min_session_version = max(entry.min_session_version, min_session_version)
+        if issued_before is not None:
+            entry.issued_before = max(entry.issued_before, issued_before)
+        entry.recorded_at = self._clock()
+
+    def is_revoked(self, claims: TokenClaims) -> bool:
+        entry = self._entries.get(claims.sub)
+        if entry is None:
+            return False
+        # iat is in whole seconds, so a token from the revocation's own second counts as earlier:
+        # rejecting a fresh token is recoverable, accepting a revoked one is not.
+        return claims.sv < entry.min_session_version or claims.iat < entry.issued_before
+
+    def check(self, claims: TokenClaims) -> None:
+        if self.is_revoked(claims):
+            raise TokenRevoked("the token has been revoked")
+
+    def prune(self, max_age_s: float) -> int:
+        """Forget revocations recorded more than `max_age_s` ago; returns how many.
+
+        Safe once max_age_s exceeds the longest token lifetime plus leeway: every token a
+        forgotten entry revoked has expired by then, and identity issues newer ones only with
+        the raised session version.
+        """
+        cutoff = self._clock() - max_age_s
+        stale = [pid for pid, entry in self._entries.items() if entry.recorded_at < cutoff]
+        for pid in stale:
+            del self._entries[pid]
+        return len(stale)
