@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from moment_auth.tokens import TokenSigner
 from moment_contracts.topics import CORE_TOPICS
 from moment_crypto.blind_index import BlindIndexer
 from moment_crypto.envelope import FieldCipher, SubjectKeyring
@@ -13,9 +14,12 @@ from moment_identity.adapters.hashing import Argon2Params, SecretHasher
 from moment_identity.adapters.kafka import register_handlers
 from moment_identity.adapters.orm import messaging
 from moment_identity.adapters.sealing import SealedInputOpener
+from moment_identity.adapters.sessions import TokenSessionIssuer
 from moment_identity.config import IdentitySettings
+from moment_identity.domain.lockout import ThrottlePolicy
 from moment_identity.service.errors import to_error_reply
 from moment_identity.service.handlers import IdentityHandlers
+from moment_identity.service.login import LoginDeps
 from moment_identity.service.registration import Crypto
 from moment_identity.service.unit_of_work import IdentityUnitOfWork
 from moment_messaging.inbox import Inbox
@@ -77,8 +81,22 @@ class IdentityService:
             ),
             replier=self.core.replier,
             uow_factory=self.unit_of_work,
+            login_deps=await self._login(crypto),
         )
         await self.core.start_consuming()
+
+    async def _login(self, crypto: Crypto) -> LoginDeps:
+        cfg = self.settings.login
+        signer = TokenSigner(self.vault, self.settings.crypto.token_signing_key, cfg.token_ttl_s)
+        return LoginDeps(
+            crypto=crypto,
+            policy=ThrottlePolicy(
+                cfg.account_max_failures, cfg.source_max_failures, cfg.window_s, cfg.lockout_s
+            ),
+            dummy_hash=await crypto.hasher.dummy_hash(),
+            sessions=TokenSessionIssuer(signer),
+            uow_factory=self.unit_of_work,
+        )
 
     async def stop(self) -> None:
         await self.core.stop()

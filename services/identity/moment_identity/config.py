@@ -17,9 +17,20 @@ class CryptoConfig(BaseModel):
     blind_index_path: str = "moment/identity/blind-index"
     pepper_path: str = "moment/identity/pepper"
     sealing_key_path: str = "moment/identity/sealing-key"
+    token_signing_key: str = "identity-token-signing"  # noqa: S105 - a Transit key name
     argon2_memory_kib: int = Field(default=19_456, ge=19_456)
     argon2_iterations: int = Field(default=2, ge=2)
     argon2_parallelism: int = Field(default=1, ge=1)
+
+
+class LoginConfig(BaseModel):
+    """Brute-force protection, on by default (Kratos lacks it; Keycloak and Zitadel ship it off)."""
+
+    account_max_failures: int = Field(default=5, ge=1)
+    source_max_failures: int = Field(default=20, ge=1)
+    window_s: int = Field(default=900, ge=1)
+    lockout_s: int = Field(default=900, ge=1)
+    token_ttl_s: int = Field(default=900, ge=30, le=3600)
 
 
 class IdentitySettings(ServiceSettings):
@@ -30,3 +41,4 @@ class IdentitySettings(ServiceSettings):
     vault: VaultConfig
     telemetry: TelemetryConfig = TelemetryConfig(service_name="identity")
     crypto: CryptoConfig = CryptoConfig()
+    login: LoginConfig = LoginConfig()

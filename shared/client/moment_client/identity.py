@@ -4,7 +4,7 @@ leaves.
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from moment_client.client import RequestClient
 from moment_client.errors import MomentClientError
@@ -12,12 +12,22 @@ from moment_contracts import topics
 from moment_contracts.identity import (
     GetSealingKey,
     Locale,
+    Login,
+    LoginFields,
+    LoginSucceeded,
     RegisterUser,
     RegistrationAccepted,
     RegistrationFields,
     SealingKey,
+    Session,
 )
-from moment_contracts.sealed import key_id, public_key_from_text, seal
+from moment_contracts.sealed import (
+    key_id,
+    open_box,
+    public_key_from_text,
+    public_key_to_text,
+    seal,
+)
 
 
 class UntrustedSealingKey(MomentClientError):
@@ -41,6 +51,23 @@ class IdentityClient:
                 raise UntrustedSealingKey("identity's sealing key is not the pinned one")
             self._key = key
         return self._key
+
+    async def login(
+        self, identifier: str, password: str, *, source: str, request_id: str | None = None
+    ) -> tuple[str, Session]:
+        """Returns the subject id and the session. `source` is where the attempt came from (an IP
+        address or device id): identity throttles by it and keeps only a keyed hash."""
+        fields = LoginFields(identifier=identifier, password=password, source=source)
+        sealed = seal(fields.model_dump_json().encode(), await self.sealing_key(), Login.ce_type)
+        reply_key = X25519PrivateKey.generate()
+        reply = await self._requests.request(
+            topics.IDENTITY_COMMANDS,
+            Login(sealed=sealed, reply_key=public_key_to_text(reply_key.public_key())),
+            LoginSucceeded,
+            request_id=request_id,
+        )
+        session = open_box(reply.sealed_session, reply_key, LoginSucceeded.ce_type)
+        return reply.subject_id, Session.model_validate_json(session)
 
     async def register(
         self, fields: RegistrationFields, *, locale: Locale = "ar", request_id: str | None = None

@@ -28,3 +28,6 @@ class PersonalDataAccessed(Contract):
     occurred_at: datetime
     request_id: str | None = Field(default=None, max_length=128)
     trace_id: str | None = Field(default=None, max_length=32)
+    # Keyed hash of where a login or recovery attempt came from: lets detection rules group
+    # attempts by source without the audit trail holding an IP address.
+    source_ref: str | None = Field(default=None, max_length=80)

@@ -25,6 +25,9 @@ class ErrorCode(StrEnum):
     AUDIT_UNAVAILABLE = "audit-unavailable"
     INTERNAL = "internal"
     TIMEOUT = "timeout"
+    LOGIN_FAILED = "login-failed"
+    LOCKED_OUT = "locked-out"
+    GUARDIAN_CONSENT_REQUIRED = "guardian-consent-required"
 
 
 MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -55,6 +58,19 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ),
     ErrorCode.INTERNAL: ("Something went wrong on our side.", "حدث خطأ من جهتنا."),
     ErrorCode.TIMEOUT: ("No reply arrived in time.", "لم يصل الرد في الوقت المحدد."),
+    # One message for every login failure: which part was wrong is never said.
+    ErrorCode.LOGIN_FAILED: (
+        "The username, e-mail or password is not correct.",
+        "اسم المستخدم أو البريد الإلكتروني أو كلمة المرور غير صحيحة.",
+    ),
+    ErrorCode.LOCKED_OUT: (
+        "Too many failed attempts. Try again later.",
+        "محاولات فاشلة كثيرة. حاول مرة أخرى لاحقًا.",
+    ),
+    ErrorCode.GUARDIAN_CONSENT_REQUIRED: (
+        "This account needs a guardian's consent before it can be used.",
+        "يحتاج هذا الحساب إلى موافقة ولي الأمر قبل استخدامه.",
+    ),
 }
 
 
@@ -77,6 +93,7 @@ class ErrorReply(Contract):
     message_ar: str
     retryable: bool = False
     fields: tuple[FieldError, ...] = Field(default_factory=tuple)
+    retry_after_s: int | None = Field(default=None, ge=0)
 
     @classmethod
     def of(cls, code: ErrorCode, **extra: Any) -> ErrorReply:

@@ -64,3 +64,37 @@ class UserRegistered(Contract):
     status: Literal["active", "pending-guardian-consent"]
     locale: Locale
     registered_at: datetime
+
+
+class LoginFields(Contract):
+    """The plaintext inside Login.sealed. `source` is the storefront's opaque reference for where
+    the attempt came from (an IP address or device id); identity keeps only a keyed hash of it."""
+
+    ce_type: ClassVar[str] = "moment.identity.login-fields.v1"
+
+    identifier: str = Field(max_length=320, description="username or e-mail")
+    password: str = Field(max_length=1024)
+    source: str = Field(max_length=256)
+
+
+class Login(Contract):
+    ce_type: ClassVar[str] = "moment.identity.login.v1"
+
+    sealed: SealedBox
+    reply_key: str = Field(max_length=64, description="X25519 key the session is sealed to")
+
+
+class Session(Contract):
+    """The plaintext inside LoginSucceeded.sealed_session: a bearer token, so never in clear."""
+
+    ce_type: ClassVar[str] = "moment.identity.session.v1"
+
+    token: str
+    expires_at: datetime
+
+
+class LoginSucceeded(Contract):
+    ce_type: ClassVar[str] = "moment.identity.login-succeeded.v1"
+
+    subject_id: str
+    sealed_session: SealedBox

@@ -35,6 +35,7 @@ audit_records = Table(
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("request_id", String(128), nullable=True),
     Column("trace_id", String(32), nullable=True),
+    Column("source_ref", String(80), nullable=True),
     Column("kafka_partition", Integer, nullable=False),
     Column("kafka_offset", BigInteger, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -33,6 +34,15 @@ class SecretHasher:
         self._argon2 = PasswordHasher(
             time_cost=p.iterations, memory_cost=p.memory_kib, parallelism=p.parallelism
         )
+
+    @property
+    def pepper(self) -> VersionedKeys:
+        return self._pepper
+
+    async def dummy_hash(self) -> str:
+        """A hash of a random secret with the current parameters: what unknown users are checked
+        against, so a login for nobody costs the same as a login for somebody."""
+        return await self.hash(secrets.token_urlsafe(32))
 
     def _peppered(self, version: str, secret: str) -> bytes:
         return hmac.new(self._pepper.keys[version], secret.encode(), hashlib.sha256).digest()

@@ -8,7 +8,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 
 from moment_contracts import topics
 from moment_contracts.catalogue import TOPIC_MESSAGES
-from moment_contracts.identity import GetSealingKey, RegisterUser
+from moment_contracts.identity import GetSealingKey, Login, RegisterUser
 from moment_identity.service.handlers import IdentityHandlers
 from moment_messaging.config import KafkaConfig
 from moment_messaging.runtime import envelope_of, of_type, subscribe
@@ -35,6 +35,11 @@ def register_handlers(
     async def on_register_user(body: RegisterUser, msg: KafkaMessage) -> None:
         """Register a customer. Personal fields arrive sealed to identity's public key."""
         await handlers().register_user(envelope_of(msg), body)
+
+    @commands(filter=of_type(Login))
+    async def on_login(body: Login, msg: KafkaMessage) -> None:
+        """Log in by username or e-mail; the session token comes back sealed to `reply_key`."""
+        await handlers().login(envelope_of(msg), body)
 
     @commands(filter=of_type(GetSealingKey))
     async def on_get_sealing_key(body: GetSealingKey, msg: KafkaMessage) -> None:

@@ -52,8 +52,20 @@ users = Table(
     Column("recovery_question_ct", LargeBinary, nullable=False),
     Column("password_hash", String(256), nullable=False),
     Column("recovery_answer_hash", String(256), nullable=False),
+    # Raised to revoke every token issued so far (password change, lockout, erasure).
+    Column("session_version", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 messaging = define_messaging_tables(metadata)
+
+# Failure counters shared by every identity instance (they all use this database).
+auth_throttle = Table(
+    "auth_throttle",
+    metadata,
+    Column("key", String(96), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_started_at", DateTime(timezone=True), nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+)

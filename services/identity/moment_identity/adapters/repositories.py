@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moment_crypto.envelope import SubjectKey, WrappedKey
 from moment_identity.adapters.orm import subject_keys, users
 from moment_identity.domain.model import User
+
+
+class Credentials(NamedTuple):
+    subject_id: str
+    password_hash: str
+    status: str
+    session_version: int
 
 
 class SqlUserRepository:
@@ -48,6 +58,32 @@ class SqlUserRepository:
             .limit(1)
         )
         return row.first() is not None
+
+    async def credentials(self, identifier_index: str) -> Credentials | None:
+        """The login view of the account a username or e-mail index points at."""
+        row = (
+            await self._session.execute(
+                select(
+                    users.c.subject_id,
+                    users.c.password_hash,
+                    users.c.status,
+                    users.c.session_version,
+                ).where(
+                    (users.c.username_index == identifier_index)
+                    | (users.c.email_index == identifier_index)
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        return Credentials(row.subject_id, row.password_hash, row.status, row.session_version)
+
+    async def set_password_hash(self, subject_id: str, password_hash: str) -> None:
+        await self._session.execute(
+            update(users)
+            .where(users.c.subject_id == subject_id)
+            .values(password_hash=password_hash, updated_at=datetime.now(UTC))
+        )
 
     async def wrapped_key(self, subject_id: str) -> WrappedKey | None:
         row = (

@@ -11,6 +11,7 @@ from typing import Literal
 from moment_contracts.identity import Locale, RegistrationFields
 from moment_identity.domain.errors import FieldProblem, RegistrationRejected
 from moment_identity.domain.normalise import nfkc
+from moment_identity.domain.passwords import check_password
 
 Status = Literal["active", "pending-guardian-consent"]
 ENCRYPTED_FIELDS = ("name", "age", "email", "username", "recovery_question")
@@ -29,8 +30,10 @@ def check_registration(fields: RegistrationFields) -> list[FieldProblem]:
         problems.append(FieldProblem("username", "length"))
     if not _EMAIL.fullmatch(nfkc(fields.email).strip()):
         problems.append(FieldProblem("email", "format"))
-    if not 8 <= len(fields.password) <= 64:
-        problems.append(FieldProblem("password", "length"))
+    problems.extend(
+        FieldProblem("password", code)
+        for code in check_password(fields.password, username=fields.username, email=fields.email)
+    )
     if not nfkc(fields.name).strip():
         problems.append(FieldProblem("name", "required"))
     if not 1 <= fields.age <= 120:

@@ -13,6 +13,20 @@ FIELD_MESSAGES: dict[str, tuple[str, str]] = {
     "required": ("This field is required.", "هذا الحقل مطلوب."),
     "range": ("The value is out of range.", "القيمة خارج النطاق المسموح."),
     "missing": ("This field is required.", "هذا الحقل مطلوب."),
+    "too-short": ("Use at least 8 characters.", "استخدم ٨ أحرف على الأقل."),
+    "too-long": ("Use at most 64 characters.", "استخدم ٦٤ حرفًا على الأكثر."),
+    "common": (
+        "This password is too common. Choose another.",
+        "كلمة المرور هذه شائعة جدًا. اختر غيرها.",
+    ),
+    "contains-identity": (
+        "The password must not contain your username or e-mail.",
+        "يجب ألا تحتوي كلمة المرور على اسم المستخدم أو البريد الإلكتروني.",
+    ),
+    "repetitive": (
+        "The password is too repetitive or sequential.",
+        "كلمة المرور متكررة أو متسلسلة أكثر من اللازم.",
+    ),
 }
 _FALLBACK = ("The value is not valid.", "القيمة غير صالحة.")
 

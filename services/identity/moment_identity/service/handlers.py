@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from moment_contracts.envelope import Envelope
-from moment_contracts.identity import GetSealingKey, RegisterUser, SealingKey
+from moment_contracts.identity import GetSealingKey, Login, RegisterUser, SealingKey
+from moment_identity.service.login import LoginDeps, prepare_login
 from moment_identity.service.registration import Crypto, prepare_registration
 from moment_identity.service.unit_of_work import IdentityUnitOfWork
 from moment_messaging.replies import Replier
@@ -19,11 +20,15 @@ class IdentityHandlers:
     requests: RequestProcessor[IdentityUnitOfWork]
     replier: Replier
     uow_factory: Callable[[], IdentityUnitOfWork]
+    login_deps: LoginDeps
 
     async def register_user(self, request: Envelope, body: RegisterUser) -> None:
         await self.requests.handle(
             request, lambda: prepare_registration(self.crypto, request, body)
         )
+
+    async def login(self, request: Envelope, body: Login) -> None:
+        await self.requests.handle(request, lambda: prepare_login(self.login_deps, request, body))
 
     async def get_sealing_key(self, request: Envelope, _body: GetSealingKey) -> None:
         # Public information, cheap to recompute: no inbox entry needed for a redelivery.

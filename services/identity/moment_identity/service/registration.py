@@ -28,7 +28,13 @@ from moment_identity.domain.model import (
     new_subject_id,
     validate_registration,
 )
-from moment_identity.domain.normalise import email_key, nfkc, username_key
+from moment_identity.domain.normalise import (
+    display_text,
+    email_key,
+    recovery_answer_key,
+    username_key,
+)
+from moment_identity.domain.passwords import normalise_password
 from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
 
 
@@ -68,8 +74,10 @@ async def prepare_registration(
         username_index=crypto.indexer.index("username", username_key(fields.username)),
         email_index=crypto.indexer.index("email", email_key(fields.email)),
         encrypted=_encrypt(crypto, key, fields),
-        password_hash=await crypto.hasher.hash(fields.password),
-        recovery_answer_hash=await crypto.hasher.hash(nfkc(fields.recovery_answer).casefold()),
+        password_hash=await crypto.hasher.hash(normalise_password(fields.password)),
+        # Folded (Arabic letter forms, diacritics, spacing, case) so a recovery answer matches
+        # however the person types it next time.
+        recovery_answer_hash=await crypto.hasher.hash(recovery_answer_key(fields.recovery_answer)),
         created_at=datetime.now(UTC),
     )
 
@@ -113,11 +121,11 @@ async def _store(
 
 def _encrypt(crypto: Crypto, key: SubjectKey, fields: RegistrationFields) -> dict[str, bytes]:
     values = {
-        "name": nfkc(fields.name).strip(),
+        "name": display_text(fields.name),
         "age": str(fields.age),
-        "email": nfkc(fields.email).strip(),
-        "username": nfkc(fields.username).strip(),
-        "recovery_question": nfkc(fields.recovery_question).strip(),
+        "email": display_text(fields.email),
+        "username": display_text(fields.username),
+        "recovery_question": display_text(fields.recovery_question),
     }
     return {
         name: crypto.cipher.encrypt(key.plaintext, key.subject_id, name, key.version, values[name])
