@@ -5,6 +5,8 @@ indexes.
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -12,6 +14,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    true,
 )
 
 from moment_messaging.tables import define_messaging_tables
@@ -68,4 +71,44 @@ auth_throttle = Table(
     Column("failures", Integer, nullable=False),
     Column("window_started_at", DateTime(timezone=True), nullable=False),
     Column("locked_until", DateTime(timezone=True), nullable=True),
+)
+
+# Store staff: support operators, the privacy officer, legal counsel, security analysts, admins.
+# Their usernames are kept only as blind indexes: staff are people too.
+staff_accounts = Table(
+    "staff_accounts",
+    metadata,
+    Column("staff_id", String(64), primary_key=True),
+    Column("username_index", String(80), nullable=False, unique=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("session_version", Integer, nullable=False, server_default="0"),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One live recovery code per subject, hashed like a password, short-lived and attempt-limited.
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column(
+        "subject_id",
+        String(36),
+        ForeignKey("subject_keys.subject_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("code_hash", String(256), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# What remains of an erased subject: the fact and the time, never a value. Lets identity answer
+# "erased" instead of "unknown", and lets audit flag any later access attempt.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("subject_id", String(36), primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(128), nullable=True),
 )
