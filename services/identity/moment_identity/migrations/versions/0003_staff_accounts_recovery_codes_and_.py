@@ -31,7 +31,7 @@ def upgrade() -> None:
     sa.Column('password_hash', sa.String(length=256), nullable=False),
     sa.Column('roles', sa.JSON(), nullable=False),
     sa.Column('session_version', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('active', sa.Boolean(), server_default=sa.text('1'), nullable=False),
+    sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('staff_id', name=op.f('pk_staff_accounts')),
     sa.UniqueConstraint('username_index', name=op.f('uq_staff_accounts_username_index'))
