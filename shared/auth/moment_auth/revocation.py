@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from moment_auth.claims import TokenClaims
 from moment_auth.errors import TokenRevoked
@@ -81,3 +82,21 @@ class RevocationList:
         for pid in stale:
             del self._entries[pid]
         return len(stale)
+
+
+class RevocationEvent(Protocol):
+    """What `apply_revocation` reads; moment_contracts' PrincipalTokensRevoked has it."""
+
+    @property
+    def principal_id(self) -> str: ...
+
+    @property
+    def min_session_version(self) -> int: ...
+
+
+def apply_revocation(event: RevocationEvent, revocations: RevocationList) -> None:
+    """Feed one of identity's PrincipalTokensRevoked events into a service's RevocationList.
+
+    Safe to call for replayed or reordered events: a revocation is never relaxed.
+    """
+    revocations.record(event.principal_id, min_session_version=event.min_session_version)

@@ -1,4 +1,5 @@
-"""`python -m moment_devstack run | check-postgres | asyncapi`, as the Makefile calls them."""
+"""`python -m moment_devstack run | check-postgres | asyncapi | demo-set`, as the Makefile calls
+them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rich.markup import escape
 from sqlalchemy.engine import make_url
 
 from moment_devstack.apidocs import DEFAULT_DIRECTORY, stale_documents, write_documents
+from moment_devstack.demo_set import DemoSetError, create_demo_set_again
 from moment_devstack.postgres import (
     DEFAULT_ADMIN_URL,
     TEST_URL_VARIABLE,
@@ -20,6 +22,7 @@ from moment_devstack.postgres import (
     check_postgres,
 )
 from moment_devstack.run import run_stack
+from moment_devstack.stack import DEFAULT_RUN_DIR, RUN_DIR_VARIABLE, RunDir
 
 app = typer.Typer(
     help="The Moment development stack.",
@@ -80,3 +83,16 @@ def asyncapi(
             err.print(f"  {escape(str(path))}")
         raise typer.Exit(1)
     console.print("AsyncAPI documents are up to date")
+
+
+@app.command("demo-set")
+def demo_set() -> None:
+    """Create one demo staff account per role in the running stack (`make run` does it too);
+    passwords go to .run/creds/demo-staff.json, never to the screen."""
+    creds = RunDir(Path(os.environ.get(RUN_DIR_VARIABLE) or DEFAULT_RUN_DIR).resolve()).creds
+    try:
+        path = create_demo_set_again(creds)
+    except DemoSetError as exc:
+        _console(stderr=True).print(f"[bold red]{escape(str(exc))}[/]")
+        raise typer.Exit(1) from None
+    _console().print(f"demo staff accounts ready; passwords in {escape(str(path))}")

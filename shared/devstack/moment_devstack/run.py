@@ -31,6 +31,7 @@ from moment_devstack.children import (
     wait_until_ready,
 )
 from moment_devstack.databases import resolve_databases
+from moment_devstack.demo_set import DEMO_ROLES, DemoSetError, create_demo_set
 from moment_devstack.stack import (
     KAFKA_PORT_VARIABLE,
     ROOT_TOKEN_FILE,
@@ -44,7 +45,12 @@ from moment_devstack.stack import (
     service_script,
     write_root_token,
 )
-from moment_devstack.vault_bootstrap import ServiceCredentials, VaultBootstrapError, bootstrap_vault
+from moment_devstack.vault_bootstrap import (
+    STOREFRONT,
+    ServiceCredentials,
+    VaultBootstrapError,
+    bootstrap_vault,
+)
 from moment_persistence.config import safe_target
 
 SUPERVISE_POLL_S = 0.25
@@ -120,7 +126,7 @@ def start_vault(
     vault = processes.openbao(stack.run_dir.root, token, fixed_port(environ, VAULT_PORT_VARIABLE))
     _start_infrastructure(stack, vault)
     url = f"http://{processes.LOOPBACK}:{vault.port}"
-    credentials = bootstrap_vault(url, token, creds, SERVICES)
+    credentials = bootstrap_vault(url, token, creds, (*SERVICES, STOREFRONT))
     stack.stop_signal.check()
     token_file = escape(str(creds / ROOT_TOKEN_FILE))
     log = escape(str(vault.log_path))
@@ -152,6 +158,30 @@ def start_services(
         stack.say(f"{process.name:<17} up, pid {process.pid}  log {escape(str(process.log_path))}")
 
 
+def create_demo_staff(
+    stack: Stack, kafka: str, vault: tuple[str, dict[str, ServiceCredentials]], database_url: str
+) -> None:
+    """One staff account per role, through identity's own operator command; a failure is only
+    reported, as the stack itself works without them."""
+    vault_url, credentials = vault
+    environment = service_environment(
+        "identity",
+        kafka=kafka,
+        vault_url=vault_url,
+        credentials=credentials["identity"],
+        database_url=database_url,
+    )
+    try:
+        path = create_demo_set(stack.run_dir.creds, environment)
+    except DemoSetError as exc:
+        stack.stop_signal.check()
+        stack.say(f"[yellow]demo staff not created:[/] {escape(str(exc))}")
+        return
+    stack.stop_signal.check()
+    roles = len(DEMO_ROLES)
+    stack.say(f"{'demo staff':<17} {roles} accounts, passwords in {escape(str(path))}")
+
+
 def start(stack: Stack, environ: Mapping[str, str]) -> None:
     stack.say(f"run folder {escape(str(stack.run_dir.root))}")
     urls = resolve_databases(stack.run_dir.data, environ, SERVICES)
@@ -161,6 +191,7 @@ def start(stack: Stack, environ: Mapping[str, str]) -> None:
     kafka = start_kafka(stack, environ)
     vault = start_vault(stack, environ)
     start_services(stack, kafka, vault, urls)
+    create_demo_staff(stack, kafka, vault, urls["identity"])
     stack.say(f"[bold green]ready[/] — {len(stack.services)} services up; Ctrl-C to stop")
 
 

@@ -10,6 +10,7 @@ The policies below are the single source of truth; deploy/ policy files are gene
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +35,12 @@ BLIND_INDEX_PATH = "moment/identity/blind-index"
 PEPPER_PATH = "moment/identity/pepper"
 # X25519 private keys that open the sealed personal data storefront clients send.
 SEALING_KEY_PATH = "moment/identity/sealing-key"
+# Service-account secrets, by account name: identity checks them at service login.
+SERVICE_ACCOUNTS_PATH = "moment/identity/service-accounts"
+SERVICE_ACCOUNTS = ("storefront", "identity", "consent", "audit")
+STOREFRONT = "storefront"
+# The storefront's own copy of its secret: the only path its AppRole may read.
+STOREFRONT_CREDENTIALS_PATH = "moment/storefront/credentials"
 
 TRANSIT_KEYS: dict[str, str] = {
     SUBJECT_KEYS: "aes256-gcm96",
@@ -60,6 +67,9 @@ path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
 path "{TRANSIT_MOUNT}/sign/{AUDIT_CHECKPOINT_KEY}" {{ capabilities = ["update"] }}
 path "{TRANSIT_MOUNT}/verify/{AUDIT_CHECKPOINT_KEY}" {{ capabilities = ["update"] }}
 path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
+""",
+    STOREFRONT: f"""
+path "{KV_MOUNT}/data/{STOREFRONT_CREDENTIALS_PATH}" {{ capabilities = ["read"] }}
 """,
 }
 
@@ -133,6 +143,33 @@ def _create_key_sets(client: hvac.Client) -> None:
             )
 
 
+def _read_secret(client: hvac.Client, path: str) -> dict[str, str] | None:
+    try:
+        response = client.secrets.kv.v2.read_secret_version(
+            path=path, mount_point=KV_MOUNT, raise_on_deleted_version=True
+        )
+    except hvac.exceptions.InvalidPath:
+        return None
+    return {str(k): str(v) for k, v in response["data"]["data"].items()}
+
+
+def _create_service_accounts(client: hvac.Client) -> None:
+    """A random secret per service account, created once (accounts added later get theirs),
+    and the storefront's own copy, kept in step with it."""
+    existing = _read_secret(client, SERVICE_ACCOUNTS_PATH) or {}
+    missing = {n: secrets.token_urlsafe(32) for n in SERVICE_ACCOUNTS if not existing.get(n)}
+    accounts = existing | missing
+    if missing:
+        client.secrets.kv.v2.create_or_update_secret(
+            path=SERVICE_ACCOUNTS_PATH, secret=accounts, mount_point=KV_MOUNT
+        )
+    storefront = {"service": STOREFRONT, "secret": accounts[STOREFRONT]}
+    if _read_secret(client, STOREFRONT_CREDENTIALS_PATH) != storefront:
+        client.secrets.kv.v2.create_or_update_secret(
+            path=STOREFRONT_CREDENTIALS_PATH, secret=storefront, mount_point=KV_MOUNT
+        )
+
+
 def _write_private(path: Path, value: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Created 0600 from the start, so the secret is never readable by others, even briefly.
@@ -168,7 +205,7 @@ def bootstrap_vault(
     url: str,
     root_token: str,
     creds_dir: Path,
-    services: Iterable[str] = ("identity", "consent", "audit"),
+    services: Iterable[str] = ("identity", "consent", "audit", STOREFRONT),
 ) -> dict[str, ServiceCredentials]:
     """Prepare Vault for the given services; returns where each one's credentials are."""
     client = hvac.Client(url=url, token=root_token, timeout=10)
@@ -177,6 +214,7 @@ def bootstrap_vault(
         _enable_engines(client)
         _create_keys(client)
         _create_key_sets(client)
+        _create_service_accounts(client)
         return {s: _service_role(client, s, creds_dir) for s in services}
     except hvac.exceptions.VaultError as exc:
         raise VaultBootstrapError(
