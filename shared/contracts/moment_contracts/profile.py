@@ -1,0 +1,142 @@
+"""Reading and changing personal data (P1.1, P2.1, P2.2). Values cross Kafka only sealed: requests
+to identity's key, replies to the key the requester names in `reply_key`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from moment_contracts.base import Contract
+from moment_contracts.sealed import SealedBox
+
+ReadableField = Literal["name", "age", "email", "username", "recovery_question"]
+Purpose = Literal["store-quality", "user-dealings", "legal-disclosure"]
+
+
+class Credentials(Contract):
+    """The plaintext inside `sealed_credentials`: the caller's bearer token, never in clear."""
+
+    ce_type: ClassVar[str] = "moment.identity.credentials.v1"
+
+    token: str = Field(max_length=4096)
+
+
+class ReadPersonalData(Contract):
+    """Read named fields of one subject for a declared purpose. Every read is audited."""
+
+    ce_type: ClassVar[str] = "moment.identity.read-personal-data.v1"
+
+    subject_id: str = Field(max_length=64)
+    fields: tuple[ReadableField, ...] = Field(min_length=1, max_length=5)
+    purpose: Purpose | None = None
+    case_id: str | None = Field(default=None, max_length=64)
+    sealed_credentials: SealedBox
+    reply_key: str = Field(max_length=64)
+
+
+class PersonalDataValues(Contract):
+    """The plaintext inside PersonalData.sealed_values."""
+
+    ce_type: ClassVar[str] = "moment.identity.personal-data-values.v1"
+
+    values: dict[str, str]
+
+
+class PersonalData(Contract):
+    ce_type: ClassVar[str] = "moment.identity.personal-data.v1"
+
+    subject_id: str
+    fields: tuple[str, ...]
+    sealed_values: SealedBox
+    read_at: datetime
+
+
+class FieldChanges(Contract):
+    """The plaintext inside UpdatePersonalData.sealed_changes."""
+
+    ce_type: ClassVar[str] = "moment.identity.field-changes.v1"
+
+    values: dict[ReadableField, str] = Field(min_length=1, max_length=5)
+
+
+class UpdatePersonalData(Contract):
+    """Rectification: change named fields. The event that follows names fields, never values."""
+
+    ce_type: ClassVar[str] = "moment.identity.update-personal-data.v1"
+
+    subject_id: str = Field(max_length=64)
+    purpose: Purpose | None = None
+    sealed_credentials: SealedBox
+    sealed_changes: SealedBox
+
+
+class PersonalDataUpdated(Contract):
+    ce_type: ClassVar[str] = "moment.identity.personal-data-updated.v1"
+
+    subject_id: str
+    fields: tuple[str, ...]
+
+
+class ProfileUpdated(Contract):
+    """Published to identity.events after a rectification."""
+
+    ce_type: ClassVar[str] = "moment.identity.profile-updated.v1"
+
+    subject_id: str
+    fields: tuple[str, ...]
+    updated_at: datetime
+
+
+class ExportPersonalData(Contract):
+    """Everything identity holds about a subject, as JSON, sealed to `reply_key`."""
+
+    ce_type: ClassVar[str] = "moment.identity.export-personal-data.v1"
+
+    subject_id: str = Field(max_length=64)
+    sealed_credentials: SealedBox
+    reply_key: str = Field(max_length=64)
+
+
+class ExportDocument(Contract):
+    """The plaintext inside PersonalDataExport.sealed_export."""
+
+    ce_type: ClassVar[str] = "moment.identity.export-document.v1"
+
+    subject_id: str
+    personal_data: dict[str, str]
+    account: dict[str, str]
+    exported_at: datetime
+
+
+class PersonalDataExport(Contract):
+    ce_type: ClassVar[str] = "moment.identity.personal-data-export.v1"
+
+    subject_id: str
+    sealed_export: SealedBox
+
+
+class ErasePersonalData(Contract):
+    """Erase a subject by crypto-shredding: the subject's key is destroyed, the rows removed."""
+
+    ce_type: ClassVar[str] = "moment.identity.erase-personal-data.v1"
+
+    subject_id: str = Field(max_length=64)
+    sealed_credentials: SealedBox
+
+
+class ErasureCompleted(Contract):
+    ce_type: ClassVar[str] = "moment.identity.erasure-completed.v1"
+
+    subject_id: str
+    erased_at: datetime
+
+
+class SubjectErased(Contract):
+    """Published to identity.events: every service forgets the subject."""
+
+    ce_type: ClassVar[str] = "moment.identity.subject-erased.v1"
+
+    subject_id: str
+    erased_at: datetime
