@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moment_crypto.envelope import SubjectKey, WrappedKey
-from moment_identity.adapters.orm import subject_keys, users
+from moment_identity.adapters.orm import erasures, subject_keys, users
 from moment_identity.domain.model import User
 
 
@@ -83,6 +83,45 @@ class SqlUserRepository:
             update(users)
             .where(users.c.subject_id == subject_id)
             .values(password_hash=password_hash, updated_at=datetime.now(UTC))
+        )
+
+    async def account(self, subject_id: str) -> dict[str, str] | None:
+        """The non-secret account facts an export includes."""
+        row = (
+            await self._session.execute(
+                select(
+                    users.c.status,
+                    users.c.locale,
+                    users.c.key_version,
+                    users.c.created_at,
+                    users.c.updated_at,
+                ).where(users.c.subject_id == subject_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return {name: str(value) for name, value in row._mapping.items()}
+
+    async def update_fields(
+        self, subject_id: str, encrypted: dict[str, bytes], indexes: dict[str, str]
+    ) -> None:
+        values: dict[str, object] = {f"{name}_ct": token for name, token in encrypted.items()}
+        await self._session.execute(
+            update(users)
+            .where(users.c.subject_id == subject_id)
+            .values(**values, **indexes, updated_at=datetime.now(UTC))
+        )
+
+    async def erase(self, subject_id: str, request_id: str) -> None:
+        """Crypto-shredding: the wrapped key goes, and with it (ON DELETE CASCADE) every row
+        holding the subject's ciphertext; a tombstone records that, and when, nothing else."""
+        await self._session.execute(
+            delete(subject_keys).where(subject_keys.c.subject_id == subject_id)
+        )
+        await self._session.execute(
+            insert(erasures).values(
+                subject_id=subject_id, erased_at=datetime.now(UTC), request_id=request_id
+            )
         )
 
     async def wrapped_key(self, subject_id: str) -> WrappedKey | None:

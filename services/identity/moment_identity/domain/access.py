@@ -51,10 +51,7 @@ def decide(request: AccessRequest) -> Decision:
     if unknown or not request.fields:
         return Decision(False, "unknown-field", unknown)
     if request.kind == "customer":
-        own = request.principal_id == request.subject_id
-        return Decision(
-            own, "self" if own else "not-own-data", frozenset() if own else request.fields
-        )
+        return _own(request)
     if request.purpose not in PURPOSES:
         return Decision(False, "purpose-required", request.fields)
     if request.purpose == "legal-disclosure" and not request.approved_case:
@@ -72,3 +69,40 @@ def _allowed_fields(request: AccessRequest) -> frozenset[str]:
     for role in roles:
         allowed |= POLICY.get(role, {}).get(str(request.purpose), frozenset())
     return allowed
+
+
+# Rectification: who may change which fields (customers may always change their own).
+WRITE_POLICY: dict[str, dict[str, frozenset[str]]] = {
+    "support-operator": {"user-dealings": _CONTACT},
+    "privacy-officer": {"user-dealings": _ALL},
+}
+# Export and erasure act on everything: only the person, or the privacy officer on their behalf.
+RIGHTS_ROLES = frozenset({"privacy-officer"})
+
+
+def decide_write(request: AccessRequest) -> Decision:
+    unknown = request.fields - READABLE_FIELDS
+    if unknown or not request.fields:
+        return Decision(False, "unknown-field", unknown)
+    if request.kind == "customer":
+        return _own(request)
+    allowed: frozenset[str] = frozenset()
+    if request.kind == "staff":
+        for role in request.roles:
+            allowed |= WRITE_POLICY.get(role, {}).get(str(request.purpose), frozenset())
+    denied = request.fields - allowed
+    return Decision(not denied, "policy" if not denied else "field-not-allowed", denied)
+
+
+def decide_rights(request: AccessRequest) -> Decision:
+    """Export and erasure of a whole subject."""
+    if request.kind == "customer":
+        return _own(request)
+    if request.kind == "staff" and RIGHTS_ROLES.intersection(request.roles):
+        return Decision(True, "privacy-officer")
+    return Decision(False, "role-not-allowed", request.fields)
+
+
+def _own(request: AccessRequest) -> Decision:
+    own = request.principal_id == request.subject_id
+    return Decision(own, "self" if own else "not-own-data", frozenset() if own else request.fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -65,3 +66,20 @@ class User:
     recovery_answer_hash: str
     created_at: datetime
     events: list[object] = field(default_factory=list)
+
+
+def check_changes(values: dict[str, str]) -> list[FieldProblem]:
+    """Rectified values follow the same rules as at registration."""
+    problems: list[FieldProblem] = []
+    checks: dict[str, Callable[[str], bool]] = {
+        "username": lambda v: 3 <= len(nfkc(v).strip()) <= 64,
+        "email": lambda v: bool(_EMAIL.fullmatch(nfkc(v).strip())),
+        "name": lambda v: bool(nfkc(v).strip()),
+        "recovery_question": lambda v: bool(nfkc(v).strip()),
+        "age": lambda v: v.strip().isdigit() and 1 <= int(v) <= 120,
+    }
+    codes = {"username": "length", "email": "format", "age": "range"}
+    for name, value in values.items():
+        if not checks[name](value):
+            problems.append(FieldProblem(name, codes.get(name, "required")))
+    return problems

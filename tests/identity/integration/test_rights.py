@@ -1,0 +1,189 @@
+"""Rectification, export and erasure over Kafka, authorised, audited and never in clear."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from moment_audit.adapters.orm import audit_records
+from moment_auth.principals import Role
+from moment_client.errors import ServiceError
+from moment_client.identity import IdentityClient
+from moment_consent.adapters.orm import subjects
+from moment_contracts import topics
+from moment_contracts.errors import ErrorCode
+from moment_crypto.errors import CryptoError
+from moment_identity.adapters.orm import erasures, subject_keys, users
+from tests.identity.integration.test_login import PASSWORD, register
+from tests.identity.integration.test_reads import customer_token, staff_token
+from tests.support.kafka import header, read_topic
+from tests.support.suite import Suite
+
+
+async def test_a_customer_rectifies_their_own_fields(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    subject_id, tag = await register(identity_client)
+    token = await customer_token(identity_client, tag)
+    new_email = f"new.{tag}@example.test"
+    updated = await identity_client.update(token, subject_id, {"name": "سارة", "email": new_email})
+    assert updated.fields == ("email", "name")
+    values = await identity_client.read(token, subject_id, ["name", "email"])
+    assert values == {"name": "سارة", "email": new_email}
+    again, _ = await identity_client.login(new_email.upper(), PASSWORD, source="s")
+    assert again == subject_id
+    events = await read_topic(
+        suite.kafka.bootstrap_servers,
+        topics.IDENTITY_EVENTS,
+        where=lambda r: (
+            header(r, "ce_subject") == subject_id
+            and header(r, "ce_type") == "moment.identity.profile-updated.v1"
+        ),
+    )
+    assert len(events) == 1
+    assert b"email" in (events[0].value or b"")
+    assert new_email.encode() not in (events[0].value or b"")
+
+
+async def test_rectification_respects_roles_and_uniqueness(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    subject_id, tag = await register(identity_client)
+    _, other = await register(identity_client)
+    operator = await staff_token(suite, Role.SUPPORT_OPERATOR)
+    await identity_client.update(operator, subject_id, {"name": "Fixed"}, purpose="user-dealings")
+    with pytest.raises(ServiceError) as beyond:
+        await identity_client.update(
+            operator, subject_id, {"recovery_question": "x?"}, purpose="user-dealings"
+        )
+    assert beyond.value.code == ErrorCode.ACCESS_DENIED
+    token = await customer_token(identity_client, tag)
+    with pytest.raises(ServiceError) as taken:
+        await identity_client.update(token, subject_id, {"email": f"{other}@example.test"})
+    assert taken.value.code == ErrorCode.CONFLICT
+    with pytest.raises(ServiceError) as invalid:
+        await identity_client.update(token, subject_id, {"age": "not a number"})
+    assert invalid.value.code == ErrorCode.VALIDATION_FAILED
+
+
+async def test_export_holds_everything_and_only_the_person_or_privacy_officer_gets_it(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    subject_id, tag = await register(identity_client, name="نورة")
+    document = await identity_client.export(await customer_token(identity_client, tag), subject_id)
+    assert document.personal_data["name"] == "نورة"
+    assert set(document.personal_data) == {
+        "name",
+        "age",
+        "email",
+        "username",
+        "recovery_question",
+    }
+    assert document.account["status"] == "active"
+    officer = await staff_token(suite, Role.PRIVACY_OFFICER)
+    assert (await identity_client.export(officer, subject_id)).subject_id == subject_id
+    with pytest.raises(ServiceError) as denied:
+        await identity_client.export(await staff_token(suite, Role.SUPPORT_OPERATOR), subject_id)
+    assert denied.value.code == ErrorCode.ACCESS_DENIED
+
+
+async def test_erasure_crypto_shreds_the_subject(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    subject_id, tag = await register(identity_client, name="Erase Me")
+    token = await customer_token(identity_client, tag)
+    database = suite.identity.core.database
+    async with database.sessionmaker() as session:
+        row = (await session.execute(select(users).where(users.c.subject_id == subject_id))).one()
+        wrapped = (
+            await session.execute(
+                select(subject_keys.c.wrapped_key).where(subject_keys.c.subject_id == subject_id)
+            )
+        ).scalar_one()
+    captured_name = row.name_ct
+    crypto = suite.identity.handlers().crypto
+
+    done = await identity_client.erase(token, subject_id)
+    assert done.subject_id == subject_id
+    async with database.sessionmaker() as session:
+        assert (
+            await session.execute(select(users).where(users.c.subject_id == subject_id))
+        ).first() is None
+        assert (
+            await session.execute(
+                select(subject_keys).where(subject_keys.c.subject_id == subject_id)
+            )
+        ).first() is None
+        assert (
+            await session.execute(select(erasures).where(erasures.c.subject_id == subject_id))
+        ).first() is not None
+    # Nothing anywhere still holds the key: not the database, not the process cache.
+    assert crypto.keyring.cache.get(subject_id, 1) is None
+    assert wrapped not in str(row.name_ct)
+    with pytest.raises(CryptoError):
+        # Without its wrapped key the ciphertext is noise; a guessed key fails authentication.
+        crypto.cipher.decrypt(bytes(32), subject_id, "name", 1, captured_name)
+    with pytest.raises(ServiceError) as gone:
+        await identity_client.read(
+            await staff_token(suite, Role.PRIVACY_OFFICER),
+            subject_id,
+            ["name"],
+            purpose="user-dealings",
+        )
+    assert gone.value.code in {ErrorCode.NOT_FOUND, ErrorCode.UNAUTHORISED}
+    erased = await read_topic(
+        suite.kafka.bootstrap_servers,
+        topics.IDENTITY_EVENTS,
+        where=lambda r: (
+            header(r, "ce_subject") == subject_id
+            and header(r, "ce_type") == "moment.identity.subject-erased.v1"
+        ),
+    )
+    assert len(erased) == 1
+    for _ in range(200):
+        async with suite.consent.core.database.sessionmaker() as session:
+            known = (
+                await session.execute(select(subjects).where(subjects.c.subject_id == subject_id))
+            ).first()
+        if known is None:
+            break
+        await asyncio.sleep(0.05)
+    assert known is None, "consent forgets the erased subject"
+    rows = await audit_rows_for(suite, subject_id, "erase")
+    assert [r["outcome"] for r in rows] == ["success"]
+
+
+async def audit_rows_for(
+    suite: Suite, subject_id: str, action: str, expect: int = 1
+) -> list[dict[str, object]]:
+    for _ in range(200):
+        async with suite.audit.core.database.sessionmaker() as session:
+            result = await session.execute(
+                select(audit_records).where(
+                    audit_records.c.subject_id == subject_id, audit_records.c.action == action
+                )
+            )
+            rows = [dict(r) for r in result.mappings()]
+        if len(rows) >= expect:
+            return sorted(rows, key=lambda r: str(r["occurred_at"]))
+        await asyncio.sleep(0.05)
+    return []
+
+
+async def test_only_the_person_or_the_privacy_officer_may_erase(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    subject_id, _ = await register(identity_client)
+    _, other = await register(identity_client)
+    stranger = await customer_token(identity_client, other)
+    with pytest.raises(ServiceError) as denied:
+        await identity_client.erase(stranger, subject_id)
+    assert denied.value.code == ErrorCode.ACCESS_DENIED
+    officer = await staff_token(suite, Role.PRIVACY_OFFICER)
+    assert (await identity_client.erase(officer, subject_id)).subject_id == subject_id
+    assert [r["outcome"] for r in await audit_rows_for(suite, subject_id, "erase", 2)] == [
+        "denied",
+        "success",
+    ]
