@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from moment_auth.tokens import TokenSigner
+from moment_auth.tokens import TokenSigner, TokenVerifier
+from moment_contracts.sealed import public_key_from_text
 from moment_contracts.topics import CORE_TOPICS
 from moment_crypto.blind_index import BlindIndexer
 from moment_crypto.envelope import FieldCipher, SubjectKeyring
 from moment_crypto.keysets import VersionedKeys
 from moment_crypto.vault import VaultClient
+from moment_identity.adapters.audit_emitter import AuditEmitter, BrokerAckAudit, OutboxAudit
 from moment_identity.adapters.hashing import Argon2Params, SecretHasher
 from moment_identity.adapters.kafka import register_handlers
 from moment_identity.adapters.orm import messaging
@@ -17,13 +21,19 @@ from moment_identity.adapters.sealing import SealedInputOpener
 from moment_identity.adapters.sessions import TokenSessionIssuer
 from moment_identity.config import IdentitySettings
 from moment_identity.domain.lockout import ThrottlePolicy
+from moment_identity.service.callers import CallerCheck
 from moment_identity.service.errors import to_error_reply
 from moment_identity.service.handlers import IdentityHandlers
 from moment_identity.service.login import LoginDeps
+from moment_identity.service.principals import PrincipalDeps, StaffAdmin, service_secrets_from
+from moment_identity.service.reads import ReadDeps
+from moment_identity.service.recovery import CodeChannel, RecoveryDeps
 from moment_identity.service.registration import Crypto
 from moment_identity.service.unit_of_work import IdentityUnitOfWork
 from moment_messaging.inbox import Inbox
+from moment_messaging.producer import ResilientProducer
 from moment_messaging.requests import RequestProcessor
+from moment_persistence.database import Database
 from moment_runtime.core import ServiceCore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -45,6 +55,7 @@ class IdentityService:
         )
         self.vault = VaultClient(settings.vault)
         self._handlers: IdentityHandlers | None = None
+        self._audit_producer: ResilientProducer | None = None
         register_handlers(self.core.broker, settings.kafka, self.handlers)
 
     def handlers(self) -> IdentityHandlers:
@@ -70,6 +81,7 @@ class IdentityService:
     async def start(self) -> None:
         await self.core.prepare()
         crypto = await self._crypto()
+        login_deps = await self._login(crypto)
         self._handlers = IdentityHandlers(
             crypto=crypto,
             requests=RequestProcessor(
@@ -81,9 +93,27 @@ class IdentityService:
             ),
             replier=self.core.replier,
             uow_factory=self.unit_of_work,
-            login_deps=await self._login(crypto),
+            login_deps=login_deps,
+            read_deps=await self._reads(crypto),
+            principal_deps=await self._principals(login_deps),
+            recovery_deps=self._recovery(login_deps),
         )
         await self.core.start_consuming()
+
+    async def _reads(self, crypto: Crypto) -> ReadDeps:
+        verifier = await TokenVerifier.from_vault(
+            self.vault, self.settings.crypto.token_signing_key
+        )
+        audit: AuditEmitter = OutboxAudit()
+        if self.settings.reads.audit_delivery == "broker":
+            self._audit_producer = ResilientProducer(self.settings.kafka, "identity-audit")
+            audit = BrokerAckAudit(self._audit_producer)
+        return ReadDeps(
+            crypto=crypto,
+            callers=CallerCheck(crypto.opener, verifier),
+            audit=audit,
+            uow_factory=self.unit_of_work,
+        )
 
     async def _login(self, crypto: Crypto) -> LoginDeps:
         cfg = self.settings.login
@@ -98,6 +128,53 @@ class IdentityService:
             uow_factory=self.unit_of_work,
         )
 
+    def _recovery(self, login: LoginDeps) -> RecoveryDeps:
+        # The same lockout policy and dummy hash as login; the counters are kept apart.
+        cfg = self.settings.recovery
+        channel = None
+        if cfg.code_channel and cfg.mailer_public_key:
+            channel = CodeChannel(
+                mailer_key=public_key_from_text(cfg.mailer_public_key),
+                ttl_s=cfg.code_ttl_s,
+                max_attempts=cfg.code_max_attempts,
+                resend_after_s=cfg.code_resend_s,
+            )
+        return RecoveryDeps(
+            crypto=login.crypto,
+            policy=login.policy,
+            dummy_hash=login.dummy_hash,
+            uow_factory=self.unit_of_work,
+            code_channel=channel,
+        )
+
+    async def _principals(self, login: LoginDeps) -> PrincipalDeps:
+        cfg = self.settings
+        signer = TokenSigner(self.vault, cfg.crypto.token_signing_key, cfg.login.token_ttl_s)
+        secrets = await self.vault.read_kv(cfg.crypto.service_accounts_path)
+        return PrincipalDeps(login, signer, service_secrets_from(secrets))
+
     async def stop(self) -> None:
         await self.core.stop()
+        if self._audit_producer is not None:
+            await self._audit_producer.stop()
         await self.vault.stop()
+
+
+@asynccontextmanager
+async def staff_admin(settings: IdentitySettings) -> AsyncIterator[StaffAdmin]:
+    """What the operator's `staff` commands need: the database, the blind index and the pepper.
+    No Kafka: revocation events go through the outbox, and the running service relays them."""
+    cfg = settings.crypto
+    database = Database(settings.database)
+    vault = VaultClient(settings.vault)
+    try:
+        await vault.start()
+        params = Argon2Params(cfg.argon2_memory_kib, cfg.argon2_iterations, cfg.argon2_parallelism)
+        yield StaffAdmin(
+            indexer=await BlindIndexer.load(vault, cfg.blind_index_path),
+            hasher=SecretHasher(await VersionedKeys.load(vault, cfg.pepper_path), params),
+            uow_factory=lambda: IdentityUnitOfWork(database),
+        )
+    finally:
+        await vault.stop()
+        await database.dispose()

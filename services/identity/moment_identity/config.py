@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Literal, Self
+
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from moment_contracts.sealed import public_key_from_text
 from moment_crypto.config import VaultConfig
 from moment_messaging.config import KafkaConfig
 from moment_persistence.config import DatabaseConfig
@@ -17,6 +20,8 @@ class CryptoConfig(BaseModel):
     blind_index_path: str = "moment/identity/blind-index"
     pepper_path: str = "moment/identity/pepper"
     sealing_key_path: str = "moment/identity/sealing-key"
+    # Service-account name -> secret; read once at start-up.
+    service_accounts_path: str = "moment/identity/service-accounts"
     token_signing_key: str = "identity-token-signing"  # noqa: S105 - a Transit key name
     argon2_memory_kib: int = Field(default=19_456, ge=19_456)
     argon2_iterations: int = Field(default=2, ge=2)
@@ -33,6 +38,37 @@ class LoginConfig(BaseModel):
     token_ttl_s: int = Field(default=900, ge=30, le=3600)
 
 
+class RecoveryConfig(BaseModel):
+    """Password recovery by the security question (privacy policy P1.2); lockout as for login.
+
+    With `code_channel`, a right answer also needs a one-time code, published sealed to the
+    storefront mailer's X25519 key (`mailer_public_key`, base64url) for it to mail.
+    """
+
+    code_channel: bool = False
+    mailer_public_key: str | None = Field(default=None, max_length=64)
+    code_ttl_s: int = Field(default=600, ge=60, le=3600)
+    code_max_attempts: int = Field(default=5, ge=1, le=10)
+    code_resend_s: int = Field(default=60, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _mailer_key_when_mailing(self) -> Self:
+        if self.code_channel and not self.mailer_public_key:
+            raise ValueError("code_channel needs mailer_public_key")
+        if self.mailer_public_key:
+            try:
+                public_key_from_text(self.mailer_public_key)
+            except ValueError:
+                raise ValueError("mailer_public_key is not a base64url X25519 key") from None
+        return self
+
+
+class ReadsConfig(BaseModel):
+    # "outbox": the audit event commits with the read's own record before values are released.
+    # "broker": it is published to audit.events and acknowledged (acks=all) first.
+    audit_delivery: Literal["outbox", "broker"] = "outbox"
+
+
 class IdentitySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENT_IDENTITY_")
 
@@ -42,3 +78,5 @@ class IdentitySettings(ServiceSettings):
     telemetry: TelemetryConfig = TelemetryConfig(service_name="identity")
     crypto: CryptoConfig = CryptoConfig()
     login: LoginConfig = LoginConfig()
+    recovery: RecoveryConfig = RecoveryConfig()
+    reads: ReadsConfig = ReadsConfig()

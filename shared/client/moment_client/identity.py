@@ -4,6 +4,8 @@ leaves.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from moment_client.client import RequestClient
@@ -21,7 +23,41 @@ from moment_contracts.identity import (
     SealingKey,
     Session,
 )
+from moment_contracts.principals import (
+    ServiceLogin,
+    ServiceLoginFields,
+    ServiceLoginSucceeded,
+    StaffLogin,
+    StaffLoginFields,
+    StaffLoginSucceeded,
+)
+from moment_contracts.profile import (
+    Credentials,
+    ErasePersonalData,
+    ErasureCompleted,
+    ExportDocument,
+    ExportPersonalData,
+    FieldChanges,
+    PersonalData,
+    PersonalDataExport,
+    PersonalDataUpdated,
+    PersonalDataValues,
+    Purpose,
+    ReadableField,
+    ReadPersonalData,
+    UpdatePersonalData,
+)
+from moment_contracts.recovery import (
+    AnswerRecovery,
+    RecoveryAnswerFields,
+    RecoveryChallenge,
+    RecoveryCompleted,
+    RecoveryQuestion,
+    RecoveryStartFields,
+    StartRecovery,
+)
 from moment_contracts.sealed import (
+    SealedBox,
     key_id,
     open_box,
     public_key_from_text,
@@ -69,6 +105,76 @@ class IdentityClient:
         session = open_box(reply.sealed_session, reply_key, LoginSucceeded.ce_type)
         return reply.subject_id, Session.model_validate_json(session)
 
+    async def read(
+        self,
+        token: str,
+        subject_id: str,
+        fields: Sequence[ReadableField],
+        *,
+        purpose: Purpose | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, str]:
+        """Read named fields of a subject; the values arrive sealed to a one-time key."""
+        reply_key = X25519PrivateKey.generate()
+        request = ReadPersonalData(
+            subject_id=subject_id,
+            fields=tuple(fields),
+            purpose=purpose,
+            sealed_credentials=await self.seal_credentials(token, ReadPersonalData.ce_type),
+            reply_key=public_key_to_text(reply_key.public_key()),
+        )
+        reply = await self._requests.request(
+            topics.IDENTITY_COMMANDS, request, PersonalData, request_id=request_id
+        )
+        values = open_box(reply.sealed_values, reply_key, PersonalData.ce_type)
+        return PersonalDataValues.model_validate_json(values).values
+
+    async def update(
+        self,
+        token: str,
+        subject_id: str,
+        changes: Mapping[ReadableField, str],
+        *,
+        purpose: Purpose | None = None,
+    ) -> PersonalDataUpdated:
+        """Rectify fields; the new values travel sealed to identity."""
+        sealed_changes = seal(
+            FieldChanges(values=dict(changes)).model_dump_json().encode(),
+            await self.sealing_key(),
+            UpdatePersonalData.ce_type,
+        )
+        request = UpdatePersonalData(
+            subject_id=subject_id,
+            purpose=purpose,
+            sealed_credentials=await self.seal_credentials(token, UpdatePersonalData.ce_type),
+            sealed_changes=sealed_changes,
+        )
+        return await self._requests.request(topics.IDENTITY_COMMANDS, request, PersonalDataUpdated)
+
+    async def export(self, token: str, subject_id: str) -> ExportDocument:
+        """Everything identity holds about the subject, opened from its sealed reply."""
+        reply_key = X25519PrivateKey.generate()
+        request = ExportPersonalData(
+            subject_id=subject_id,
+            sealed_credentials=await self.seal_credentials(token, ExportPersonalData.ce_type),
+            reply_key=public_key_to_text(reply_key.public_key()),
+        )
+        reply = await self._requests.request(topics.IDENTITY_COMMANDS, request, PersonalDataExport)
+        document = open_box(reply.sealed_export, reply_key, PersonalDataExport.ce_type)
+        return ExportDocument.model_validate_json(document)
+
+    async def erase(self, token: str, subject_id: str) -> ErasureCompleted:
+        request = ErasePersonalData(
+            subject_id=subject_id,
+            sealed_credentials=await self.seal_credentials(token, ErasePersonalData.ce_type),
+        )
+        return await self._requests.request(topics.IDENTITY_COMMANDS, request, ErasureCompleted)
+
+    async def seal_credentials(self, token: str, context: str) -> SealedBox:
+        """The caller's token, sealed to identity: a bearer token never crosses Kafka in clear."""
+        plaintext = Credentials(token=token).model_dump_json().encode()
+        return seal(plaintext, await self.sealing_key(), context)
+
     async def register(
         self, fields: RegistrationFields, *, locale: Locale = "ar", request_id: str | None = None
     ) -> RegistrationAccepted:
@@ -81,3 +187,94 @@ class IdentityClient:
             RegistrationAccepted,
             request_id=request_id,
         )
+
+    async def start_recovery(
+        self,
+        identifier: str,
+        *,
+        source: str,
+        locale: Locale = "ar",
+        request_id: str | None = None,
+    ) -> RecoveryQuestion:
+        """The account's recovery question, and whether a mailed code is needed too. An unknown
+        identifier gets a plausible question all the same: the reply never says who exists."""
+        fields = RecoveryStartFields(identifier=identifier, source=source)
+        sealed = seal(
+            fields.model_dump_json().encode(), await self.sealing_key(), StartRecovery.ce_type
+        )
+        reply_key = X25519PrivateKey.generate()
+        request = StartRecovery(
+            locale=locale, sealed=sealed, reply_key=public_key_to_text(reply_key.public_key())
+        )
+        reply = await self._requests.request(
+            topics.IDENTITY_COMMANDS, request, RecoveryChallenge, request_id=request_id
+        )
+        question = open_box(reply.sealed_question, reply_key, RecoveryChallenge.ce_type)
+        return RecoveryQuestion.model_validate_json(question)
+
+    async def answer_recovery(
+        self,
+        identifier: str,
+        answer: str,
+        new_password: str,
+        *,
+        source: str,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> str:
+        """Set a new password with the recovery answer (and the mailed code, when required);
+        returns the subject id. Every session issued before stops working."""
+        fields = RecoveryAnswerFields(
+            identifier=identifier,
+            answer=answer,
+            new_password=new_password,
+            source=source,
+            code=code,
+        )
+        sealed = seal(
+            fields.model_dump_json().encode(), await self.sealing_key(), AnswerRecovery.ce_type
+        )
+        reply = await self._requests.request(
+            topics.IDENTITY_COMMANDS,
+            AnswerRecovery(sealed=sealed),
+            RecoveryCompleted,
+            request_id=request_id,
+        )
+        return reply.subject_id
+
+    async def staff_login(
+        self, username: str, password: str, *, source: str, request_id: str | None = None
+    ) -> tuple[str, tuple[str, ...], Session]:
+        """Returns the staff id, their roles and the session. `source` is where the attempt came
+        from: identity throttles by it and keeps only a keyed hash."""
+        fields = StaffLoginFields(username=username, password=password, source=source)
+        sealed = seal(
+            fields.model_dump_json().encode(), await self.sealing_key(), StaffLogin.ce_type
+        )
+        reply_key = X25519PrivateKey.generate()
+        reply = await self._requests.request(
+            topics.IDENTITY_COMMANDS,
+            StaffLogin(sealed=sealed, reply_key=public_key_to_text(reply_key.public_key())),
+            StaffLoginSucceeded,
+            request_id=request_id,
+        )
+        session = open_box(reply.sealed_session, reply_key, StaffLoginSucceeded.ce_type)
+        return reply.staff_id, tuple(reply.roles), Session.model_validate_json(session)
+
+    async def service_login(
+        self, service: str, secret: str, *, request_id: str | None = None
+    ) -> Session:
+        """A session for a service account (e.g. "storefront"), proven by its secret from Vault."""
+        fields = ServiceLoginFields(service=service, secret=secret)
+        sealed = seal(
+            fields.model_dump_json().encode(), await self.sealing_key(), ServiceLogin.ce_type
+        )
+        reply_key = X25519PrivateKey.generate()
+        reply = await self._requests.request(
+            topics.IDENTITY_COMMANDS,
+            ServiceLogin(sealed=sealed, reply_key=public_key_to_text(reply_key.public_key())),
+            ServiceLoginSucceeded,
+            request_id=request_id,
+        )
+        session = open_box(reply.sealed_session, reply_key, ServiceLoginSucceeded.ce_type)
+        return Session.model_validate_json(session)

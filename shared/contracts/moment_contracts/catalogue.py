@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from moment_contracts import audit, identity, topics
+from moment_contracts import audit, identity, principals, profile, recovery, topics
 from moment_contracts.base import Contract
 
 TOPIC_MESSAGES: dict[str, tuple[type[Contract], ...]] = {
-    topics.IDENTITY_COMMANDS: (identity.GetSealingKey, identity.RegisterUser, identity.Login),
-    topics.IDENTITY_EVENTS: (identity.UserRegistered,),
+    topics.IDENTITY_COMMANDS: (
+        identity.GetSealingKey,
+        identity.RegisterUser,
+        identity.Login,
+        profile.ReadPersonalData,
+        profile.UpdatePersonalData,
+        profile.ExportPersonalData,
+        profile.ErasePersonalData,
+        principals.StaffLogin,
+        principals.ServiceLogin,
+        recovery.StartRecovery,
+        recovery.AnswerRecovery,
+    ),
+    topics.IDENTITY_EVENTS: (
+        identity.UserRegistered,
+        principals.PrincipalTokensRevoked,
+        recovery.RecoveryCodeIssued,
+        profile.ProfileUpdated,
+        profile.SubjectErased,
+    ),
     topics.AUDIT_EVENTS: (audit.PersonalDataAccessed,),
 }

@@ -26,8 +26,10 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     TIMEOUT = "timeout"
     LOGIN_FAILED = "login-failed"
+    RECOVERY_FAILED = "recovery-failed"
     LOCKED_OUT = "locked-out"
     GUARDIAN_CONSENT_REQUIRED = "guardian-consent-required"
+    ACCESS_DENIED = "access-denied"
 
 
 MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -63,9 +65,18 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "The username, e-mail or password is not correct.",
         "اسم المستخدم أو البريد الإلكتروني أو كلمة المرور غير صحيحة.",
     ),
+    # One message for every recovery failure: unknown account, wrong answer or wrong code alike.
+    ErrorCode.RECOVERY_FAILED: (
+        "The account details, answer or code are not correct.",
+        "بيانات الحساب أو الإجابة أو الرمز غير صحيحة.",
+    ),
     ErrorCode.LOCKED_OUT: (
         "Too many failed attempts. Try again later.",
         "محاولات فاشلة كثيرة. حاول مرة أخرى لاحقًا.",
+    ),
+    ErrorCode.ACCESS_DENIED: (
+        "You may not read or change this data for this purpose.",
+        "لا يحق لك قراءة هذه البيانات أو تعديلها لهذا الغرض.",
     ),
     ErrorCode.GUARDIAN_CONSENT_REQUIRED: (
         "This account needs a guardian's consent before it can be used.",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
 
@@ -33,6 +34,8 @@ class UnitOfWork(Protocol):
     def session(self) -> AsyncSession: ...
 
     async def commit(self) -> None: ...
+
+    def errors(self) -> AbstractContextManager[None]: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -101,7 +104,9 @@ class RequestProcessor(Generic[U]):
         self, request: Envelope, work: Callable[[U], Awaitable[Contract]]
     ) -> Contract:
         async with self._uow_factory() as uow:
-            reply = await work(uow)
+            # Constraint violations surface at the statement, not only at COMMIT: translate both.
+            with uow.errors():
+                reply = await work(uow)
             stored = StoredReply(type=reply.ce_type, body=reply.model_dump_json().encode())
             await self._inbox.record(uow.session, request, stored)
             await uow.commit()

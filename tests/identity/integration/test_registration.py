@@ -14,6 +14,7 @@ from moment_client.errors import RequestTimeout, ServiceError
 from moment_client.identity import IdentityClient
 from moment_contracts import topics
 from moment_contracts.base import Contract
+from moment_contracts.envelope import Envelope
 from moment_contracts.errors import ErrorCode
 from moment_contracts.identity import RegisterUser, RegistrationAccepted, RegistrationFields
 from moment_contracts.sealed import seal
@@ -23,6 +24,8 @@ from moment_crypto.errors import DecryptionFailed
 from moment_crypto.vault import VaultClient
 from moment_identity.adapters.orm import messaging, users
 from moment_identity.adapters.repositories import SqlUserRepository
+from moment_identity.service.registration import prepare_registration
+from moment_persistence.errors import UniqueViolation
 from tests.support.kafka import header, read_topic
 from tests.support.suite import Suite
 
@@ -199,3 +202,28 @@ async def test_ciphertext_moved_to_another_subject_or_field_does_not_decrypt(
         crypto.cipher.decrypt(key_b, second.subject_id, "email", 1, stolen["email"])
     with pytest.raises(DecryptionFailed):  # right key, but moved to another field
         crypto.cipher.decrypt(key_a, first.subject_id, "name", 1, stolen["email"])
+
+
+async def test_two_instances_racing_on_one_email_admit_exactly_one(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    """Below the consumer: two prepared registrations commit at once; the unique index decides."""
+    key = await identity_client.sealing_key()
+    handlers = suite.identity.handlers()
+    tag = uuid.uuid4().hex[:8]
+    steps = []
+    for i in range(2):
+        data = fields(f"{tag}{i}", email=f"race.{tag}@example.test")
+        body = RegisterUser(sealed=seal(data.model_dump_json().encode(), key, RegisterUser.ce_type))
+        request = Envelope.of(body, source="/test")
+        steps.append(await prepare_registration(handlers.crypto, request, body))
+
+    async def commit(step):  # type: ignore[no-untyped-def]
+        async with handlers.uow_factory() as uow:
+            with uow.errors():
+                await step(uow)
+            await uow.commit()
+
+    results = await asyncio.gather(*(commit(s) for s in steps), return_exceptions=True)
+    assert sum(r is None for r in results) == 1
+    assert [type(r) for r in results if r is not None] == [UniqueViolation]

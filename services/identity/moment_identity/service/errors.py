@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from moment_contracts.errors import ErrorCode, ErrorReply, FieldError
 from moment_crypto.errors import CryptoError
+from moment_identity.adapters.audit_emitter import AuditUnavailable
 from moment_identity.domain.errors import AccountExists, RegistrationRejected, SealedInputRejected
+from moment_identity.service.callers import NotAuthenticated
 from moment_persistence.errors import DatabaseUnavailable, UniqueViolation
 
 FIELD_MESSAGES: dict[str, tuple[str, str]] = {
@@ -36,7 +38,11 @@ def field_error(field: str, code: str) -> FieldError:
     return FieldError(field=field, code=code, message_en=en, message_ar=ar)
 
 
-def to_error_reply(exc: Exception) -> ErrorReply | None:
+def to_error_reply(exc: Exception) -> ErrorReply | None:  # noqa: PLR0911 - one line per kind
+    if isinstance(exc, NotAuthenticated):
+        return ErrorReply.of(ErrorCode.UNAUTHORISED)
+    if isinstance(exc, AuditUnavailable):
+        return ErrorReply.of(ErrorCode.AUDIT_UNAVAILABLE)
     if isinstance(exc, RegistrationRejected):
         fields = tuple(field_error(p.field, p.code) for p in exc.problems)
         return ErrorReply.of(ErrorCode.VALIDATION_FAILED, fields=fields)

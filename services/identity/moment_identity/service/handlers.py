@@ -7,8 +7,24 @@ from dataclasses import dataclass
 
 from moment_contracts.envelope import Envelope
 from moment_contracts.identity import GetSealingKey, Login, RegisterUser, SealingKey
+from moment_contracts.principals import ServiceLogin, StaffLogin
+from moment_contracts.profile import (
+    ErasePersonalData,
+    ExportPersonalData,
+    ReadPersonalData,
+    UpdatePersonalData,
+)
+from moment_contracts.recovery import AnswerRecovery, StartRecovery
 from moment_identity.service.login import LoginDeps, prepare_login
+from moment_identity.service.principals import (
+    PrincipalDeps,
+    prepare_service_login,
+    prepare_staff_login,
+)
+from moment_identity.service.reads import ReadDeps, prepare_read
+from moment_identity.service.recovery import RecoveryDeps, prepare_answer, prepare_start
 from moment_identity.service.registration import Crypto, prepare_registration
+from moment_identity.service.rights import prepare_erase, prepare_export, prepare_update
 from moment_identity.service.unit_of_work import IdentityUnitOfWork
 from moment_messaging.replies import Replier
 from moment_messaging.requests import RequestProcessor
@@ -21,6 +37,9 @@ class IdentityHandlers:
     replier: Replier
     uow_factory: Callable[[], IdentityUnitOfWork]
     login_deps: LoginDeps
+    read_deps: ReadDeps
+    principal_deps: PrincipalDeps
+    recovery_deps: RecoveryDeps
 
     async def register_user(self, request: Envelope, body: RegisterUser) -> None:
         await self.requests.handle(
@@ -29,6 +48,34 @@ class IdentityHandlers:
 
     async def login(self, request: Envelope, body: Login) -> None:
         await self.requests.handle(request, lambda: prepare_login(self.login_deps, request, body))
+
+    async def staff_login(self, request: Envelope, body: StaffLogin) -> None:
+        deps = self.principal_deps
+        await self.requests.handle(request, lambda: prepare_staff_login(deps, request, body))
+
+    async def service_login(self, request: Envelope, body: ServiceLogin) -> None:
+        deps = self.principal_deps
+        await self.requests.handle(request, lambda: prepare_service_login(deps, request, body))
+
+    async def start_recovery(self, request: Envelope, body: StartRecovery) -> None:
+        deps = self.recovery_deps
+        await self.requests.handle(request, lambda: prepare_start(deps, request, body))
+
+    async def answer_recovery(self, request: Envelope, body: AnswerRecovery) -> None:
+        deps = self.recovery_deps
+        await self.requests.handle(request, lambda: prepare_answer(deps, request, body))
+
+    async def read_personal_data(self, request: Envelope, body: ReadPersonalData) -> None:
+        await self.requests.handle(request, lambda: prepare_read(self.read_deps, request, body))
+
+    async def update_personal_data(self, request: Envelope, body: UpdatePersonalData) -> None:
+        await self.requests.handle(request, lambda: prepare_update(self.read_deps, request, body))
+
+    async def export_personal_data(self, request: Envelope, body: ExportPersonalData) -> None:
+        await self.requests.handle(request, lambda: prepare_export(self.read_deps, request, body))
+
+    async def erase_personal_data(self, request: Envelope, body: ErasePersonalData) -> None:
+        await self.requests.handle(request, lambda: prepare_erase(self.read_deps, request, body))
 
     async def get_sealing_key(self, request: Envelope, _body: GetSealingKey) -> None:
         # Public information, cheap to recompute: no inbox entry needed for a redelivery.
