@@ -12,12 +12,14 @@ from sqlalchemy import select
 from moment_audit.adapters.orm import audit_records
 from moment_client.errors import ServiceError
 from moment_client.identity import IdentityClient
+from moment_contracts import topics
 from moment_contracts.errors import ErrorCode
 from moment_identity.adapters.hashing import Argon2Params, SecretHasher
 from moment_identity.adapters.orm import auth_throttle, users
 from moment_identity.adapters.throttle import SqlThrottleStore
 from moment_identity.domain.lockout import ThrottlePolicy
 from tests.identity.integration.test_registration import fields
+from tests.support.kafka import header, read_topic
 from tests.support.suite import Suite
 
 PASSWORD = "a long enough passphrase"
@@ -160,3 +162,24 @@ async def test_concurrent_failures_on_two_connections_are_all_counted(suite: Sui
             )
         ).scalar_one()
     assert failures == 20
+
+
+async def test_a_lockout_revokes_every_session(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    subject_id, tag = await register(identity_client)
+    _, session = await identity_client.login(f"user_{tag}", PASSWORD, source="s")
+    for attempt in range(suite.identity.settings.login.account_max_failures):
+        await login_error(identity_client, f"user_{tag}", f"wrong {attempt}", "s")
+    with pytest.raises(ServiceError) as caught:
+        await identity_client.read(session.token, subject_id, ["name"])
+    assert caught.value.code == ErrorCode.UNAUTHORISED
+    revoked = await read_topic(
+        suite.kafka.bootstrap_servers,
+        topics.IDENTITY_EVENTS,
+        where=lambda r: (
+            header(r, "ce_subject") == subject_id
+            and header(r, "ce_type") == "moment.identity.principal-tokens-revoked.v1"
+        ),
+    )
+    assert len(revoked) == 1

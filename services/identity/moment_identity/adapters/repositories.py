@@ -112,6 +112,17 @@ class SqlUserRepository:
             .values(**values, **indexes, updated_at=datetime.now(UTC))
         )
 
+    async def bump_session_version(self, subject_id: str) -> int | None:
+        """Revoke every token issued so far; returns the new version (None: no such subject)."""
+        result = await self._session.execute(
+            update(users)
+            .where(users.c.subject_id == subject_id)
+            .values(session_version=users.c.session_version + 1)
+            .returning(users.c.session_version)
+        )
+        version = result.scalar_one_or_none()
+        return None if version is None else int(version)
+
     async def erase(self, subject_id: str, request_id: str) -> None:
         """Crypto-shredding: the wrapped key goes, and with it (ON DELETE CASCADE) every row
         holding the subject's ciphertext; a tombstone records that, and when, nothing else."""

@@ -27,6 +27,7 @@ from moment_identity.domain.lockout import (
 from moment_identity.domain.normalise import email_key, username_key
 from moment_identity.domain.passwords import normalise_password
 from moment_identity.service.registration import Crypto
+from moment_identity.service.revocation import revoke_all
 from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
 
 Step = Callable[[IdentityUnitOfWork], Awaitable[Contract]]
@@ -115,8 +116,11 @@ async def _prepare_success(
 async def _record_failure(deps: LoginDeps, uow: IdentityUnitOfWork, attempt: Attempt) -> Contract:
     store = SqlThrottleStore(uow.session, deps.policy)
     now = datetime.now(UTC)
-    await store.fail(attempt.account, now)
+    account = await store.fail(attempt.account, now)
     await store.fail(attempt.source, now)
+    if account.locked_until is not None and attempt.credentials is not None:
+        # A lockout also ends every session: whoever is guessing may already hold one.
+        await revoke_all(uow, attempt.credentials.subject_id)
     _audit(uow, attempt, "failure")
     return ErrorReply.of(ErrorCode.LOGIN_FAILED)
 

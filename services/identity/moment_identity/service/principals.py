@@ -20,13 +20,11 @@ from pydantic import ValidationError
 
 from moment_auth.principals import Principal, Role, ServiceAccount
 from moment_auth.tokens import IssuedToken
-from moment_contracts import topics
 from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope
 from moment_contracts.errors import ErrorCode, ErrorReply
 from moment_contracts.identity import Session
 from moment_contracts.principals import (
-    PrincipalTokensRevoked,
     ServiceLogin,
     ServiceLoginFields,
     ServiceLoginSucceeded,
@@ -45,6 +43,7 @@ from moment_identity.domain.normalise import nfkc, username_key
 from moment_identity.domain.passwords import check_password, normalise_password
 from moment_identity.service.login import LoginDeps
 from moment_identity.service.registration import Crypto
+from moment_identity.service.revocation import revoke_tokens
 from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
 
 Step = Callable[[IdentityUnitOfWork], Awaitable[Contract]]
@@ -87,13 +86,6 @@ class StaffAccountRejected(IdentityError):
     def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
         super().__init__("staff account rejected: " + ", ".join(f"{f}:{c}" for f, c in problems))
         self.problems = tuple(problems)
-
-
-def revoke_tokens(uow: IdentityUnitOfWork, principal_id: str, new_version: int) -> None:
-    """Announce, in the same transaction that raised it, that every token of `principal_id` with a
-    session version below `new_version` is revoked. Call after every session-version raise."""
-    event = PrincipalTokensRevoked(principal_id=principal_id, min_session_version=new_version)
-    uow.publish(topics.IDENTITY_EVENTS, event, principal_id)
 
 
 def staff_username_index(indexer: BlindIndexer, username: str) -> str:

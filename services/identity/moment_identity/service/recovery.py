@@ -43,8 +43,8 @@ from moment_identity.domain.normalise import loose_key, recovery_answer_key
 from moment_identity.domain.passwords import check_password, normalise_password
 from moment_identity.service.errors import field_error
 from moment_identity.service.login import identifier_index
-from moment_identity.service.principals import revoke_tokens
 from moment_identity.service.registration import Crypto
+from moment_identity.service.revocation import revoke_tokens
 from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
 
 Step = Callable[[IdentityUnitOfWork], Awaitable[Contract]]

@@ -36,6 +36,7 @@ from moment_identity.domain.errors import RegistrationRejected, SealedInputRejec
 from moment_identity.domain.model import ENCRYPTED_FIELDS, check_changes
 from moment_identity.domain.normalise import display_text, email_key, username_key
 from moment_identity.service.reads import ReadDeps
+from moment_identity.service.revocation import revoke_all
 from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
 
 Step = Callable[[IdentityUnitOfWork], Awaitable[Contract]]
@@ -137,6 +138,8 @@ async def prepare_erase(deps: ReadDeps, request: Envelope, body: ErasePersonalDa
     emit = audited(deps, request, principal, body.subject_id, "erase", "success")
 
     async def erase(uow: IdentityUnitOfWork) -> Contract:
+        # Other services verify tokens offline: tell them this subject's sessions are over.
+        await revoke_all(uow, body.subject_id)
         await uow.users.erase(body.subject_id, request.id)
         erased_at = datetime.now(UTC)
         uow.publish(
