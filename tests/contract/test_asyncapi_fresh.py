@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from moment_contracts.catalogue import TOPIC_MESSAGES
+from moment_contracts.catalogue import IDENTITY_REPLIES, TOPIC_MESSAGES
 from moment_devstack.apidocs import stale_documents
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "asyncapi"
@@ -15,6 +15,12 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "asyncapi"
 def test_asyncapi_documents_match_the_code() -> None:
     stale = stale_documents(DOCS)
     assert not stale, f"regenerate with `make asyncapi`: {[p.name for p in stale]}"
+
+
+def test_every_reply_is_documented() -> None:
+    documents = (DOCS / "identity.json").read_text(encoding="utf-8")
+    for model in IDENTITY_REPLIES:
+        assert model.ce_type in documents, f"{model.ce_type} missing from identity's AsyncAPI"
 
 
 @pytest.mark.parametrize("topic", sorted(TOPIC_MESSAGES))

@@ -13,10 +13,12 @@ from moment_client.errors import MomentClientError
 from moment_contracts import topics
 from moment_contracts.identity import (
     GetSealingKey,
+    GuardianConsentRecorded,
     Locale,
     Login,
     LoginFields,
     LoginSucceeded,
+    RecordGuardianConsent,
     RegisterUser,
     RegistrationAccepted,
     RegistrationFields,
@@ -169,6 +171,18 @@ class IdentityClient:
             sealed_credentials=await self.seal_credentials(token, ErasePersonalData.ce_type),
         )
         return await self._requests.request(topics.IDENTITY_COMMANDS, request, ErasureCompleted)
+
+    async def record_guardian_consent(
+        self, token: str, subject_id: str, evidence_ref: str
+    ) -> GuardianConsentRecorded:
+        request = RecordGuardianConsent(
+            subject_id=subject_id,
+            evidence_ref=evidence_ref,
+            sealed_credentials=await self.seal_credentials(token, RecordGuardianConsent.ce_type),
+        )
+        return await self._requests.request(
+            topics.IDENTITY_COMMANDS, request, GuardianConsentRecorded
+        )
 
     async def seal_credentials(self, token: str, context: str) -> SealedBox:
         """The caller's token, sealed to identity: a bearer token never crosses Kafka in clear."""

@@ -14,6 +14,7 @@ TOPIC_MESSAGES: dict[str, tuple[type[Contract], ...]] = {
         profile.UpdatePersonalData,
         profile.ExportPersonalData,
         profile.ErasePersonalData,
+        identity.RecordGuardianConsent,
         principals.StaffLogin,
         principals.ServiceLogin,
         recovery.StartRecovery,
@@ -25,6 +26,23 @@ TOPIC_MESSAGES: dict[str, tuple[type[Contract], ...]] = {
         recovery.RecoveryCodeIssued,
         profile.ProfileUpdated,
         profile.SubjectErased,
+        identity.GuardianConsentRecorded,
     ),
     topics.AUDIT_EVENTS: (audit.PersonalDataAccessed,),
 }
+
+# What identity answers on a caller's reply topic (besides moment.error.v1).
+IDENTITY_REPLIES: tuple[type[Contract], ...] = (
+    identity.SealingKey,
+    identity.RegistrationAccepted,
+    identity.LoginSucceeded,
+    identity.GuardianConsentRecorded,
+    principals.StaffLoginSucceeded,
+    principals.ServiceLoginSucceeded,
+    recovery.RecoveryChallenge,
+    recovery.RecoveryCompleted,
+    profile.PersonalData,
+    profile.PersonalDataUpdated,
+    profile.PersonalDataExport,
+    profile.ErasureCompleted,
+)

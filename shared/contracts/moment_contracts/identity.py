@@ -98,3 +98,26 @@ class LoginSucceeded(Contract):
 
     subject_id: str
     sealed_session: SealedBox
+
+
+class RecordGuardianConsent(Contract):
+    """An operator records a guardian's consent for a minor (PDPL: no full legal capacity under
+    18). The consent service will send this itself once it holds guardian consents."""
+
+    ce_type: ClassVar[str] = "moment.identity.record-guardian-consent.v1"
+
+    subject_id: str = Field(max_length=64)
+    evidence_ref: str = Field(
+        min_length=1, max_length=128, description="where the proof is kept, e.g. a case number"
+    )
+    sealed_credentials: SealedBox
+
+
+class GuardianConsentRecorded(Contract):
+    """Reply, and the event on identity.events: the account is active from now on."""
+
+    ce_type: ClassVar[str] = "moment.identity.guardian-consent-recorded.v1"
+
+    subject_id: str
+    evidence_ref: str
+    recorded_at: datetime

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from moment_audit.adapters.orm import audit_records
+from moment_auth.principals import Role
 from moment_client.errors import ServiceError
 from moment_client.identity import IdentityClient
 from moment_contracts import topics
@@ -183,3 +184,22 @@ async def test_a_lockout_revokes_every_session(
         ),
     )
     assert len(revoked) == 1
+
+
+async def test_an_operator_records_guardian_consent_and_the_minor_can_log_in(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    subject_id, tag = await register(identity_client, age=15)
+    from tests.identity.integration.test_reads import staff_token  # noqa: PLC0415 - import cycle
+
+    support = await staff_token(suite, Role.SUPPORT_OPERATOR)
+    with pytest.raises(ServiceError) as denied:
+        await identity_client.record_guardian_consent(support, subject_id, "case-77")
+    assert denied.value.code == ErrorCode.ACCESS_DENIED
+    officer = await staff_token(suite, Role.PRIVACY_OFFICER)
+    recorded = await identity_client.record_guardian_consent(officer, subject_id, "case-77")
+    assert recorded.subject_id == subject_id
+    assert (await identity_client.login(f"user_{tag}", PASSWORD, source="s"))[0] == subject_id
+    with pytest.raises(ServiceError) as again:
+        await identity_client.record_guardian_consent(officer, subject_id, "case-77")
+    assert again.value.code == ErrorCode.NOT_FOUND

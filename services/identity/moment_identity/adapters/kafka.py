@@ -9,7 +9,7 @@ from faststream.kafka.subscriber.usecase import DefaultSubscriber
 
 from moment_contracts import topics
 from moment_contracts.catalogue import TOPIC_MESSAGES
-from moment_contracts.identity import GetSealingKey, Login, RegisterUser
+from moment_contracts.identity import GetSealingKey, Login, RecordGuardianConsent, RegisterUser
 from moment_contracts.principals import ServiceLogin, StaffLogin
 from moment_contracts.profile import (
     ErasePersonalData,
@@ -106,6 +106,11 @@ def register_rights(commands: DefaultSubscriber, handlers: Callable[[], Identity
     async def on_export(body: ExportPersonalData, msg: KafkaMessage) -> None:
         """Everything held about a subject, as JSON sealed to `reply_key`."""
         await handlers().export_personal_data(envelope_of(msg), body)
+
+    @commands(filter=of_type(RecordGuardianConsent))
+    async def on_guardian_consent(body: RecordGuardianConsent, msg: KafkaMessage) -> None:
+        """Record a guardian's consent: a minor's pending account becomes active."""
+        await handlers().record_guardian_consent(envelope_of(msg), body)
 
     @commands(filter=of_type(ErasePersonalData))
     async def on_erase(body: ErasePersonalData, msg: KafkaMessage) -> None:

@@ -10,16 +10,9 @@ import typer
 
 from moment_auth.principals import Role
 from moment_contracts import topics
-from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.base import Contract
+from moment_contracts.catalogue import IDENTITY_REPLIES, TOPIC_MESSAGES
 from moment_contracts.errors import ErrorReply
-from moment_contracts.identity import RegistrationAccepted, SealingKey, UserRegistered
-from moment_contracts.principals import (
-    PrincipalTokensRevoked,
-    ServiceLoginSucceeded,
-    StaffLoginSucceeded,
-)
-from moment_contracts.recovery import RecoveryChallenge, RecoveryCodeIssued, RecoveryCompleted
 from moment_crypto.errors import CryptoError
 from moment_identity.adapters.kafka import register_handlers
 from moment_identity.bootstrap import MIGRATIONS, IdentityService, staff_admin
@@ -35,17 +28,9 @@ from moment_runtime.docs import document, not_at_docs_time
 from moment_settings.loader import load_settings
 
 PUBLICATIONS: dict[str, tuple[type[Contract], ...]] = {
-    topics.IDENTITY_EVENTS: (UserRegistered, PrincipalTokensRevoked, RecoveryCodeIssued),
-    topics.AUDIT_EVENTS: (PersonalDataAccessed,),
-    "replies.{instance}": (
-        SealingKey,
-        RegistrationAccepted,
-        StaffLoginSucceeded,
-        ServiceLoginSucceeded,
-        RecoveryChallenge,
-        RecoveryCompleted,
-        ErrorReply,
-    ),
+    topics.IDENTITY_EVENTS: TOPIC_MESSAGES[topics.IDENTITY_EVENTS],
+    topics.AUDIT_EVENTS: TOPIC_MESSAGES[topics.AUDIT_EVENTS],
+    "replies.{instance}": (*IDENTITY_REPLIES, ErrorReply),
 }
 
 

@@ -6,7 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from moment_contracts.envelope import Envelope
-from moment_contracts.identity import GetSealingKey, Login, RegisterUser, SealingKey
+from moment_contracts.identity import (
+    GetSealingKey,
+    Login,
+    RecordGuardianConsent,
+    RegisterUser,
+    SealingKey,
+)
 from moment_contracts.principals import ServiceLogin, StaffLogin
 from moment_contracts.profile import (
     ErasePersonalData,
@@ -15,6 +21,7 @@ from moment_contracts.profile import (
     UpdatePersonalData,
 )
 from moment_contracts.recovery import AnswerRecovery, StartRecovery
+from moment_identity.service.guardian import prepare_guardian_consent
 from moment_identity.service.login import LoginDeps, prepare_login
 from moment_identity.service.principals import (
     PrincipalDeps,
@@ -76,6 +83,10 @@ class IdentityHandlers:
 
     async def erase_personal_data(self, request: Envelope, body: ErasePersonalData) -> None:
         await self.requests.handle(request, lambda: prepare_erase(self.read_deps, request, body))
+
+    async def record_guardian_consent(self, request: Envelope, body: RecordGuardianConsent) -> None:
+        deps = self.read_deps
+        await self.requests.handle(request, lambda: prepare_guardian_consent(deps, request, body))
 
     async def get_sealing_key(self, request: Envelope, _body: GetSealingKey) -> None:
         # Public information, cheap to recompute: no inbox entry needed for a redelivery.
