@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
@@ -18,12 +19,13 @@ from moment_client.errors import ServiceError
 from moment_client.identity import IdentityClient
 from moment_contracts import topics
 from moment_contracts.errors import ErrorCode
-from moment_devstack.processes import free_port
+from moment_devstack.processes import free_port, tansu
 from moment_identity.adapters.audit_emitter import BrokerAckAudit
 from moment_identity.adapters.orm import staff_accounts, users
 from moment_messaging.producer import ResilientProducer
 from tests.identity.integration.test_login import PASSWORD, register
 from tests.support.kafka import read_topic
+from tests.support.netfault import TcpProxy
 from tests.support.suite import Suite
 
 
@@ -176,3 +178,30 @@ async def test_a_read_fails_closed_when_the_audit_cannot_be_recorded(
     assert caught.value.code == ErrorCode.AUDIT_UNAVAILABLE
     assert caught.value.reply.retryable
     assert "Fail Closed Canary" not in caught.value.reply.model_dump_json()
+
+
+async def test_taking_the_broker_away_mid_stream_fails_the_read_closed(
+    suite: Suite, identity_client: IdentityClient, tmp_path: Path
+) -> None:
+    """Broker-ack mode against a broker reached through a proxy: it works, then the proxy is cut
+    while the producer is connected, and the next read is refused rather than left unaudited."""
+    proxy_port = free_port()
+    audit_broker = tansu(tmp_path, advertised_port=proxy_port)
+    audit_broker.start()
+    proxy = TcpProxy(proxy_port, audit_broker.port)
+    await proxy.start()
+    subject_id, tag = await register(identity_client, name="Mid Stream Canary")
+    token = await customer_token(identity_client, tag)
+    try:
+        async with broker_ack_audit(suite, f"127.0.0.1:{proxy_port}"):
+            assert await identity_client.read(token, subject_id, ["name"]) == {
+                "name": "Mid Stream Canary"
+            }
+            await proxy.cut()
+            with pytest.raises(ServiceError) as caught:
+                await identity_client.read(token, subject_id, ["name"])
+    finally:
+        await proxy.cut()
+        audit_broker.stop()
+    assert caught.value.code == ErrorCode.AUDIT_UNAVAILABLE
+    assert "Mid Stream Canary" not in caught.value.reply.model_dump_json()
