@@ -1,0 +1,88 @@
+"""Planted canary values (Arabic and Latin) go through every identity flow; afterwards not one byte
+of them is on any topic, in any header, or in any log record."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from moment_client.errors import ServiceError
+from moment_client.identity import IdentityClient
+from moment_contracts.identity import RegistrationFields
+from tests.support.kafka import read_topic
+from tests.support.suite import Suite
+
+TAG = uuid.uuid4().hex[:6]
+CANARY = RegistrationFields(
+    username=f"canary_{TAG}",
+    email=f"canary.{TAG}@example.test",
+    password=f"كلمة سر الكناري {TAG} طويلة",
+    name=f"كناري مزروع {TAG}",
+    age=41,
+    recovery_question=f"ما لون طائر الكناري {TAG}؟",
+    recovery_answer=f"أصفر فاقع {TAG}",
+)
+NEW_PASSWORD = f"Canary fresh passphrase {TAG}"
+NEW_NAME = f"Latin Canary Name {TAG}"
+
+
+def canaries() -> list[str]:
+    return [
+        CANARY.username,
+        CANARY.email,
+        CANARY.password,
+        CANARY.name,
+        CANARY.recovery_question,
+        CANARY.recovery_answer,
+        NEW_PASSWORD,
+        NEW_NAME,
+    ]
+
+
+async def exercise_every_flow(client: IdentityClient) -> str:
+    accepted = await client.register(CANARY, locale="ar")
+    with pytest.raises(ServiceError):
+        await client.login(CANARY.username, "wrong password here", source="203.0.113.9")
+    _, session = await client.login(CANARY.email, CANARY.password, source="203.0.113.9")
+    await client.read(session.token, accepted.subject_id, ["name", "email", "recovery_question"])
+    await client.update(session.token, accepted.subject_id, {"name": NEW_NAME})
+    await client.export(session.token, accepted.subject_id)
+    await client.start_recovery(CANARY.username, source="203.0.113.9")
+    await client.answer_recovery(
+        CANARY.username, CANARY.recovery_answer, NEW_PASSWORD, source="203.0.113.9"
+    )
+    return accepted.subject_id
+
+
+async def all_topics(bootstrap: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return sorted(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def test_no_canary_anywhere(
+    suite: Suite, identity_client: IdentityClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await exercise_every_flow(identity_client)
+    topics = await all_topics(suite.kafka.bootstrap_servers)
+    assert {"identity.commands", "identity.events", "audit.events"} <= set(topics)
+    scanned = 0
+    for topic in topics:
+        records = await read_topic(suite.kafka.bootstrap_servers, topic, expect=10**6, timeout_s=1)
+        scanned += len(records)
+        blob = b"".join(
+            (r.key or b"") + (r.value or b"") + b"".join(v for _, v in r.headers) for r in records
+        )
+        for value in canaries():
+            assert value.encode() not in blob, f"a planted value is readable on {topic}"
+    assert scanned > 0
+    assert caplog.records
+    for value in canaries():
+        assert value not in caplog.text
