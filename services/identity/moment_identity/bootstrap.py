@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,6 +13,7 @@ from moment_contracts.sealed import public_key_from_text
 from moment_contracts.topics import CORE_TOPICS
 from moment_crypto.blind_index import BlindIndexer
 from moment_crypto.envelope import FieldCipher, SubjectKeyring
+from moment_crypto.errors import CryptoError
 from moment_crypto.keysets import VersionedKeys
 from moment_crypto.vault import VaultClient
 from moment_identity.adapters.audit_emitter import AuditEmitter, BrokerAckAudit, OutboxAudit
@@ -37,6 +40,7 @@ from moment_persistence.database import Database
 from moment_runtime.core import ServiceCore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 class IdentityService:
@@ -56,6 +60,7 @@ class IdentityService:
         self.vault = VaultClient(settings.vault)
         self._handlers: IdentityHandlers | None = None
         self._audit_producer: ResilientProducer | None = None
+        self._key_refresh: asyncio.Task[None] | None = None
         register_handlers(self.core.broker, settings.kafka, self.handlers)
 
     def handlers(self) -> IdentityHandlers:
@@ -75,7 +80,7 @@ class IdentityService:
             cipher=FieldCipher(),
             indexer=await BlindIndexer.load(self.vault, cfg.blind_index_path),
             hasher=SecretHasher(await VersionedKeys.load(self.vault, cfg.pepper_path), params),
-            opener=SealedInputOpener(await VersionedKeys.load(self.vault, cfg.sealing_key_path)),
+            opener=await SealedInputOpener.load(self.vault, cfg.sealing_key_path),
         )
 
     async def start(self) -> None:
@@ -98,7 +103,17 @@ class IdentityService:
             principal_deps=await self._principals(login_deps),
             recovery_deps=self._recovery(login_deps),
         )
+        self._key_refresh = asyncio.create_task(self._refresh_sealing_keys(crypto))
         await self.core.start_consuming()
+
+    async def _refresh_sealing_keys(self, crypto: Crypto) -> None:
+        """Other instances may rotate: reload now and then, so destroyed keys vanish here too."""
+        while True:
+            await asyncio.sleep(60)
+            try:
+                await crypto.opener.refresh(force=True)
+            except CryptoError:
+                log.warning("sealing keys not refreshed: Vault unavailable")
 
     async def _reads(self, crypto: Crypto) -> ReadDeps:
         verifier = await TokenVerifier.from_vault(
@@ -113,6 +128,7 @@ class IdentityService:
             callers=CallerCheck(crypto.opener, verifier),
             audit=audit,
             uow_factory=self.unit_of_work,
+            rotate_sealing_key_on_erasure=self.settings.reads.rotate_sealing_key_on_erasure,
         )
 
     async def _login(self, crypto: Crypto) -> LoginDeps:
@@ -154,6 +170,8 @@ class IdentityService:
         return PrincipalDeps(login, signer, service_secrets_from(secrets))
 
     async def stop(self) -> None:
+        if self._key_refresh is not None:
+            self._key_refresh.cancel()
         await self.core.stop()
         if self._audit_producer is not None:
             await self._audit_producer.stop()

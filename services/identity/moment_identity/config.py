@@ -67,6 +67,7 @@ class ReadsConfig(BaseModel):
     # "outbox": the audit event commits with the read's own record before values are released.
     # "broker": it is published to audit.events and acknowledged (acks=all) first.
     audit_delivery: Literal["outbox", "broker"] = "outbox"
+    rotate_sealing_key_on_erasure: bool = True
 
 
 class IdentitySettings(ServiceSettings):

@@ -4,13 +4,16 @@ leaves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from moment_client.client import RequestClient
-from moment_client.errors import MomentClientError
+from moment_client.errors import MomentClientError, ServiceError
 from moment_contracts import topics
+from moment_contracts.errors import ErrorCode
 from moment_contracts.identity import (
     GetSealingKey,
     GuardianConsentRecorded,
@@ -67,6 +70,28 @@ from moment_contracts.sealed import (
     seal,
 )
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reseals(
+    method: Callable[Concatenate[IdentityClient, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[IdentityClient, P], Coroutine[Any, Any, R]]:
+    """Identity rotates its sealing key (on every erasure, at least): a request sealed to the old
+    key is refused with a retryable error, and is sealed again to the new key, once."""
+
+    @functools.wraps(method)
+    async def wrapper(client: IdentityClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(client, *args, **kwargs)
+        except ServiceError as exc:
+            if exc.code != ErrorCode.SEALING_KEY_ROTATED:
+                raise
+            client.forget_sealing_key()
+            return await method(client, *args, **kwargs)
+
+    return wrapper
+
 
 class UntrustedSealingKey(MomentClientError):
     """The key identity offered does not match the pinned key id."""
@@ -77,6 +102,9 @@ class IdentityClient:
         self._requests = requests
         self._pinned_kid = pinned_kid
         self._key: X25519PublicKey | None = None
+
+    def forget_sealing_key(self) -> None:
+        self._key = None
 
     async def sealing_key(self) -> X25519PublicKey:
         if self._key is None:
@@ -90,6 +118,7 @@ class IdentityClient:
             self._key = key
         return self._key
 
+    @_reseals
     async def login(
         self, identifier: str, password: str, *, source: str, request_id: str | None = None
     ) -> tuple[str, Session]:
@@ -107,6 +136,7 @@ class IdentityClient:
         session = open_box(reply.sealed_session, reply_key, LoginSucceeded.ce_type)
         return reply.subject_id, Session.model_validate_json(session)
 
+    @_reseals
     async def read(
         self,
         token: str,
@@ -131,6 +161,7 @@ class IdentityClient:
         values = open_box(reply.sealed_values, reply_key, PersonalData.ce_type)
         return PersonalDataValues.model_validate_json(values).values
 
+    @_reseals
     async def update(
         self,
         token: str,
@@ -153,6 +184,7 @@ class IdentityClient:
         )
         return await self._requests.request(topics.IDENTITY_COMMANDS, request, PersonalDataUpdated)
 
+    @_reseals
     async def export(self, token: str, subject_id: str) -> ExportDocument:
         """Everything identity holds about the subject, opened from its sealed reply."""
         reply_key = X25519PrivateKey.generate()
@@ -165,6 +197,7 @@ class IdentityClient:
         document = open_box(reply.sealed_export, reply_key, PersonalDataExport.ce_type)
         return ExportDocument.model_validate_json(document)
 
+    @_reseals
     async def erase(self, token: str, subject_id: str) -> ErasureCompleted:
         request = ErasePersonalData(
             subject_id=subject_id,
@@ -172,6 +205,7 @@ class IdentityClient:
         )
         return await self._requests.request(topics.IDENTITY_COMMANDS, request, ErasureCompleted)
 
+    @_reseals
     async def record_guardian_consent(
         self, token: str, subject_id: str, evidence_ref: str
     ) -> GuardianConsentRecorded:
@@ -189,6 +223,7 @@ class IdentityClient:
         plaintext = Credentials(token=token).model_dump_json().encode()
         return seal(plaintext, await self.sealing_key(), context)
 
+    @_reseals
     async def register(
         self, fields: RegistrationFields, *, locale: Locale = "ar", request_id: str | None = None
     ) -> RegistrationAccepted:
@@ -202,6 +237,7 @@ class IdentityClient:
             request_id=request_id,
         )
 
+    @_reseals
     async def start_recovery(
         self,
         identifier: str,
@@ -226,6 +262,7 @@ class IdentityClient:
         question = open_box(reply.sealed_question, reply_key, RecoveryChallenge.ce_type)
         return RecoveryQuestion.model_validate_json(question)
 
+    @_reseals
     async def answer_recovery(
         self,
         identifier: str,
@@ -256,6 +293,7 @@ class IdentityClient:
         )
         return reply.subject_id
 
+    @_reseals
     async def staff_login(
         self, username: str, password: str, *, source: str, request_id: str | None = None
     ) -> tuple[str, tuple[str, ...], Session]:
@@ -275,6 +313,7 @@ class IdentityClient:
         session = open_box(reply.sealed_session, reply_key, StaffLoginSucceeded.ce_type)
         return reply.staff_id, tuple(reply.roles), Session.model_validate_json(session)
 
+    @_reseals
     async def service_login(
         self, service: str, secret: str, *, request_id: str | None = None
     ) -> Session:

@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     LOCKED_OUT = "locked-out"
     GUARDIAN_CONSENT_REQUIRED = "guardian-consent-required"
     ACCESS_DENIED = "access-denied"
+    SEALING_KEY_ROTATED = "sealing-key-rotated"
 
 
 MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -74,6 +75,10 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "Too many failed attempts. Try again later.",
         "محاولات فاشلة كثيرة. حاول مرة أخرى لاحقًا.",
     ),
+    ErrorCode.SEALING_KEY_ROTATED: (
+        "Identity's sealing key has changed. Fetch it again and resend.",
+        "تغيّر مفتاح التشفير لدى خدمة الهوية. اجلبه من جديد وأعد الإرسال.",
+    ),
     ErrorCode.ACCESS_DENIED: (
         "You may not read or change this data for this purpose.",
         "لا يحق لك قراءة هذه البيانات أو تعديلها لهذا الغرض.",
@@ -109,5 +114,10 @@ class ErrorReply(Contract):
     @classmethod
     def of(cls, code: ErrorCode, **extra: Any) -> ErrorReply:
         en, ar = MESSAGES[code]
-        retryable = code in {ErrorCode.UNAVAILABLE, ErrorCode.AUDIT_UNAVAILABLE, ErrorCode.TIMEOUT}
+        retryable = code in {
+            ErrorCode.UNAVAILABLE,
+            ErrorCode.AUDIT_UNAVAILABLE,
+            ErrorCode.TIMEOUT,
+            ErrorCode.SEALING_KEY_ROTATED,
+        }
         return cls(code=code, message_en=en, message_ar=ar, retryable=retryable, **extra)

@@ -12,7 +12,7 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -225,6 +225,30 @@ class VaultClient:
             ),
         )
         return {str(k): str(v) for k, v in response["data"]["data"].items()}
+
+    async def write_kv(self, path: str, data: Mapping[str, str]) -> int:
+        """Write a new version of a KV v2 secret; returns the version number."""
+        mount = self._config.kv_mount
+        payload = dict(data)
+        response = await self._call(
+            f"KV write of {path!r}",
+            lambda hv: hv.secrets.kv.v2.create_or_update_secret(
+                path=path, secret=payload, mount_point=mount
+            ),
+        )
+        return int(response["data"]["version"])
+
+    async def destroy_kv_versions(self, path: str, versions: Sequence[int]) -> None:
+        """Destroy KV v2 versions for good (KV keeps every version otherwise)."""
+        if not versions:
+            return
+        mount = self._config.kv_mount
+        await self._call(
+            f"KV destroy of {path!r}",
+            lambda hv: hv.secrets.kv.v2.destroy_secret_versions(
+                path=path, versions=list(versions), mount_point=mount
+            ),
+        )
 
     async def sign(self, key_name: str, data: bytes) -> str:
         """A Transit signature "vault:vN:..." over `data`."""

@@ -57,6 +57,10 @@ path "{TRANSIT_MOUNT}/decrypt/{SUBJECT_KEYS}" {{ capabilities = ["update"] }}
 path "{TRANSIT_MOUNT}/sign/{TOKEN_SIGNING_KEY}" {{ capabilities = ["update"] }}
 path "{TRANSIT_MOUNT}/verify/{TOKEN_SIGNING_KEY}" {{ capabilities = ["update"] }}
 path "{KV_MOUNT}/data/moment/identity/*" {{ capabilities = ["read"] }}
+# Identity rotates its own sealing (transport) keys and destroys the old ones: that is what makes
+# requests captured from Kafka undecryptable after an erasure.
+path "{KV_MOUNT}/data/{SEALING_KEY_PATH}" {{ capabilities = ["read", "create", "update"] }}
+path "{KV_MOUNT}/destroy/{SEALING_KEY_PATH}" {{ capabilities = ["update"] }}
 path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
 """,
     "consent": f"""

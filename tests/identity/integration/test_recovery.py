@@ -60,6 +60,7 @@ async def raw_challenge(
     requests: RequestClient, client: IdentityClient, identifier: str
 ) -> tuple[RecoveryChallenge, X25519PrivateKey]:
     reply_key = X25519PrivateKey.generate()
+    client.forget_sealing_key()  # an erasure elsewhere in the session may have rotated it
     fields = RecoveryStartFields(identifier=identifier, source="raw")
     sealed = seal(
         fields.model_dump_json().encode(), await client.sealing_key(), StartRecovery.ce_type

@@ -98,6 +98,7 @@ async def test_concurrent_registrations_with_one_email_admit_exactly_one(
 async def test_schema_violation_gets_an_error_reply_and_a_dead_letter(
     suite: Suite, requests_client: RequestClient, identity_client: IdentityClient
 ) -> None:
+    identity_client.forget_sealing_key()  # another test may have rotated it (erasure does)
     key = await identity_client.sealing_key()
     box = seal(b'{"username": 5}', key, RegisterUser.ce_type)
     request_id = str(uuid.uuid4())
@@ -208,6 +209,7 @@ async def test_two_instances_racing_on_one_email_admit_exactly_one(
     suite: Suite, identity_client: IdentityClient
 ) -> None:
     """Below the consumer: two prepared registrations commit at once; the unique index decides."""
+    identity_client.forget_sealing_key()  # another test may have rotated it (erasure does)
     key = await identity_client.sealing_key()
     handlers = suite.identity.handlers()
     tag = uuid.uuid4().hex[:8]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -14,10 +15,14 @@ from moment_client.identity import IdentityClient
 from moment_consent.adapters.orm import subjects
 from moment_contracts import topics
 from moment_contracts.errors import ErrorCode
+from moment_contracts.identity import RegisterUser
 from moment_crypto.errors import CryptoError
 from moment_identity.adapters.orm import erasures, subject_keys, users
+from moment_identity.adapters.sealing import SealedInputOpener
+from moment_identity.domain.errors import SealedInputRejected
 from tests.identity.integration.test_login import PASSWORD, register
 from tests.identity.integration.test_reads import customer_token, staff_token
+from tests.identity.integration.test_registration import fields
 from tests.support.kafka import header, read_topic
 from tests.support.suite import Suite
 
@@ -187,3 +192,35 @@ async def test_only_the_person_or_the_privacy_officer_may_erase(
         "denied",
         "success",
     ]
+
+
+async def test_erasure_also_shreds_requests_captured_from_kafka(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    """Kafka's history holds the registration, sealed to identity's transport key. Erasure rotates
+    that key and destroys the old one, so the captured request no longer opens anywhere."""
+    request_id = str(uuid.uuid4())
+    tag = uuid.uuid4().hex[:10]
+    accepted = await identity_client.register(
+        fields(tag, name="Kafka Shred Canary"), request_id=request_id
+    )
+    captured = await read_topic(
+        suite.kafka.bootstrap_servers,
+        topics.IDENTITY_COMMANDS,
+        where=lambda r: header(r, "ce_id") == request_id,
+    )
+    # The last copy: an earlier one may have been sealed to a key rotated away before it arrived.
+    box = RegisterUser.model_validate_json(captured[-1].value or b"").sealed
+    opener = suite.identity.handlers().crypto.opener
+    assert b"Kafka Shred Canary" in opener.open(box, RegisterUser.ce_type)
+
+    await identity_client.erase(await customer_token(identity_client, tag), accepted.subject_id)
+
+    with pytest.raises(SealedInputRejected):
+        opener.open(box, RegisterUser.ce_type)
+    path = suite.identity.settings.crypto.sealing_key_path
+    with pytest.raises(SealedInputRejected):  # what any instance, or a Vault reader, now holds
+        (await SealedInputOpener.load(suite.identity.vault, path)).open(box, RegisterUser.ce_type)
+    # The storefront client notices nothing: it re-seals to the new key by itself.
+    again = await identity_client.register(fields(uuid.uuid4().hex[:10]))
+    assert again.status == "active"

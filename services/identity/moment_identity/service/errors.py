@@ -5,6 +5,7 @@ from __future__ import annotations
 from moment_contracts.errors import ErrorCode, ErrorReply, FieldError
 from moment_crypto.errors import CryptoError
 from moment_identity.adapters.audit_emitter import AuditUnavailable
+from moment_identity.adapters.sealing import SealingKeyRotated
 from moment_identity.domain.errors import AccountExists, RegistrationRejected, SealedInputRejected
 from moment_identity.service.callers import NotAuthenticated
 from moment_persistence.errors import DatabaseUnavailable, UniqueViolation
@@ -48,6 +49,8 @@ def to_error_reply(exc: Exception) -> ErrorReply | None:  # noqa: PLR0911 - one 
         return ErrorReply.of(ErrorCode.VALIDATION_FAILED, fields=fields)
     if isinstance(exc, AccountExists | UniqueViolation):
         return ErrorReply.of(ErrorCode.CONFLICT)
+    if isinstance(exc, SealingKeyRotated):
+        return ErrorReply.of(ErrorCode.SEALING_KEY_ROTATED)
     if isinstance(exc, SealedInputRejected):
         return ErrorReply.of(ErrorCode.MALFORMED)
     if isinstance(exc, CryptoError | DatabaseUnavailable):

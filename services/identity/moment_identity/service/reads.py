@@ -31,6 +31,9 @@ class ReadDeps:
     callers: CallerCheck
     audit: AuditEmitter
     uow_factory: Callable[[], IdentityUnitOfWork]
+    # Erasure rotates the sealing key, so requests about the subject still in Kafka's history
+    # can no longer be opened by anyone.
+    rotate_sealing_key_on_erasure: bool = True
 
 
 @dataclass(frozen=True)

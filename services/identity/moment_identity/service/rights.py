@@ -136,6 +136,8 @@ async def prepare_erase(deps: ReadDeps, request: Envelope, body: ErasePersonalDa
         emit = audited(deps, request, principal, body.subject_id, "erase", "denied")
         return refusal(emit, refusal_for(decision))
     emit = audited(deps, request, principal, body.subject_id, "erase", "success")
+    if deps.rotate_sealing_key_on_erasure:
+        await deps.crypto.opener.rotate()
 
     async def erase(uow: IdentityUnitOfWork) -> Contract:
         # Other services verify tokens offline: tell them this subject's sessions are over.
