@@ -137,15 +137,33 @@ async def _refuse_pending(deps: LoginDeps, uow: IdentityUnitOfWork, attempt: Att
 
 
 def _audit(uow: IdentityUnitOfWork, attempt: Attempt, outcome: str) -> None:
-    subject = attempt.credentials.subject_id if attempt.credentials else "unknown"
+    subject = attempt.credentials.subject_id if attempt.credentials else None
+    audit_login(uow, attempt, subject, "customer", outcome)
+
+
+class LoginAttempt(Protocol):
+    @property
+    def request(self) -> Envelope: ...
+    @property
+    def source(self) -> str: ...
+
+
+def audit_login(
+    uow: IdentityUnitOfWork,
+    attempt: LoginAttempt,
+    principal_id: str | None,
+    role: str,
+    outcome: str,
+) -> None:
+    """One shape for every login attempt, known principal or not; the source only as its hash."""
     event = audit_event(
         action="login",
-        subject_id=subject,
-        actor_id=subject if attempt.credentials else "anonymous",
-        actor_role="customer",
+        subject_id=principal_id or "unknown",
+        actor_id=principal_id or "anonymous",
+        actor_role=role,
         fields=("password",),
         outcome=outcome,
-        purpose="user-dealings",
+        purpose="user-dealings" if role == "customer" else None,
         request_id=attempt.request.id,
     )
     uow.audit(event.model_copy(update={"source_ref": attempt.source.removeprefix("source:")}))

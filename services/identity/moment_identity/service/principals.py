@@ -41,7 +41,7 @@ from moment_identity.domain.errors import IdentityError, SealedInputRejected
 from moment_identity.domain.lockout import ThrottlePolicy, retry_after_s, source_key
 from moment_identity.domain.normalise import nfkc, username_key
 from moment_identity.domain.passwords import check_password, normalise_password
-from moment_identity.service.login import LoginDeps
+from moment_identity.service.login import LoginDeps, audit_login
 from moment_identity.service.registration import Crypto
 from moment_identity.service.revocation import revoke_tokens
 from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
@@ -194,18 +194,7 @@ async def _refuse_locked(uow: IdentityUnitOfWork, attempt: StaffAttempt, wait_s:
 
 
 def _audit_staff(uow: IdentityUnitOfWork, attempt: StaffAttempt, outcome: str) -> None:
-    staff_id = attempt.staff.staff_id if attempt.staff else "unknown"
-    event = audit_event(
-        action="login",
-        subject_id=staff_id,
-        actor_id=staff_id if attempt.staff else "anonymous",
-        actor_role="staff",
-        fields=("password",),
-        outcome=outcome,
-        purpose=None,
-        request_id=attempt.request.id,
-    )
-    uow.audit(event.model_copy(update={"source_ref": attempt.source.removeprefix("source:")}))
+    audit_login(uow, attempt, attempt.staff.staff_id if attempt.staff else None, "staff", outcome)
 
 
 # --- service-account login -----------------------------------------------------------------
