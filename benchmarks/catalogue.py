@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from benchmarks.audited_read import audited_read, read_vault_calls
 from benchmarks.keyring import key_reads
+from benchmarks.login import login
 from benchmarks.outbox import outbox_write
 from benchmarks.registration import registration
 from benchmarks.registry import Benchmark
@@ -15,6 +17,9 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     outbox_write,
     outbox_relay,
     key_reads,
+    login,
+    audited_read,
+    read_vault_calls,
 )
 
 

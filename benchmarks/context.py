@@ -14,7 +14,9 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
+from benchmarks.customers import Customer, register_customers
 from moment_client.client import ClientConfig, RequestClient
+from moment_client.identity import IdentityClient
 from moment_contracts import topics
 from moment_contracts.identity import GetSealingKey, SealingKey
 from moment_crypto.config import VaultConfig
@@ -44,6 +46,14 @@ class Scale:
     relay_rows: int = 5_000
     key_subjects: int = 100
     key_reads: int = 1_000
+    # Customers registered once and shared by the login and read benchmarks.
+    customers: int = 20
+    logins: int = 120
+    login_concurrency: int = 4
+    reads: int = 600
+    read_concurrency: int = 8
+    read_latency_samples: int = 200
+    vault_reads: int = 1_000
     budget_s: float = 25.0
 
     @classmethod
@@ -59,6 +69,13 @@ class Scale:
             relay_rows=50,
             key_subjects=5,
             key_reads=20,
+            customers=3,
+            logins=6,
+            login_concurrency=2,
+            reads=12,
+            read_concurrency=2,
+            read_latency_samples=6,
+            vault_reads=12,
             budget_s=10.0,
         )
 
@@ -92,6 +109,7 @@ class BenchContext:
         self._stack = stack
         self._identity: IdentityService | None = None
         self._client: RequestClient | None = None
+        self._customers: tuple[Customer, ...] | None = None
 
     async def identity(self) -> IdentityService:
         """The identity service running in this process on a database of its own."""
@@ -135,3 +153,17 @@ class BenchContext:
             )
             self._client = client
         return self._client
+
+    async def identity_client(self) -> IdentityClient:
+        """An IdentityClient over the shared request client, with identity's key already fetched."""
+        client = IdentityClient(await self.request_client())
+        await client.sealing_key()
+        return client
+
+    async def customers(self) -> tuple[Customer, ...]:
+        """`scale.customers` registered customers, the same ones for every benchmark that asks."""
+        if self._customers is None:
+            self._customers = await register_customers(
+                await self.identity_client(), self.scale.customers
+            )
+        return self._customers

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import pytest
+
+from benchmarks.audited_read import audited_read, read_vault_calls
 from benchmarks.context import BenchContext, Scale
 from benchmarks.keyring import key_reads
+from benchmarks.login import login
 from benchmarks.measure import interleaved_throughput
 from benchmarks.outbox import outbox_write
 from benchmarks.report import build_report, write_report
 from benchmarks.runner import run_benchmarks
+from moment_contracts.topics import CORE_TOPICS
 from moment_crypto.config import VaultConfig
+from moment_devstack.processes import ManagedProcess, tansu
+from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
 from tests.support.postgres import PostgresDatabases
 
@@ -66,3 +73,61 @@ async def test_interleaved_throughput_runs_every_operation_count_times() -> None
 
     assert [r.done for r in rates] == [10, 10]
     assert sorted(seen["a"]) == sorted(seen["b"]) == list(range(10))
+
+
+@pytest.fixture(scope="module")
+def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
+    """A broker of the benchmarks' own: their identity service joins the consumer group
+    "identity", which must not take partitions from the test suite's identity service."""
+    broker = tansu(tmp_path_factory.mktemp("bench-broker"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+async def test_identity_benchmarks_report_their_figures_and_goals(
+    private_broker: ManagedProcess,
+    vault_config_factory: Callable[[str], VaultConfig],
+    postgres_database_factory: PostgresDatabases,
+) -> None:
+    kafka = KafkaConfig(bootstrap_servers=f"127.0.0.1:{private_broker.port}", client_id="bench")
+    await ensure_topics(kafka, CORE_TOPICS)
+    benches = (login, audited_read, read_vault_calls)
+    scale = Scale.quick()
+    async with AsyncExitStack() as stack:
+        ctx = BenchContext(
+            kafka=kafka,
+            vault=vault_config_factory,
+            databases=postgres_database_factory,
+            scale=scale,
+            stack=stack,
+        )
+        result = await run_benchmarks(benches, ctx)
+
+    assert result.errors == {}
+    figures = result.figures
+    measured = (
+        "login_per_s",
+        "raw_argon2_verify_per_s",
+        "raw_argon2_verify_concurrent_per_s",
+        "login_ratio_to_raw_argon2",
+        "audited_read_per_s",
+        "audited_read_p50_ms",
+        "audited_read_p99_ms",
+        "audited_read_broker_ack_per_s",
+        "read_raw_kafka_serial_roundtrip_per_s",
+        "read_raw_kafka_roundtrip_per_s",
+        "audited_read_ratio_to_raw_kafka",
+        "audited_read_broker_ack_ratio_to_raw_kafka",
+    )
+    for name in measured:
+        assert figures[name] > 0, name
+    assert figures["vault_calls_per_login"] >= 1, "every login has Vault sign its token"
+    assert figures["vault_counted_reads"] == scale.vault_reads
+    assert "vault_calls_per_1000_reads" in figures
+    report = build_report(benches, result, scale, ctx.notes)
+    assert set(report["goals"]) == {
+        "login_ratio_to_raw_argon2",
+        "audited_read_ratio_to_raw_kafka",
+        "vault_calls_per_1000_reads",
+    }
