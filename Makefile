@@ -8,7 +8,7 @@ SERVICES := identity consent audit
 PACKAGES := $(foreach p,$(SHARED),-e shared/$(p)) $(foreach s,$(SERVICES),-e services/$(s))
 SOURCES := shared services tests benchmarks
 
-.PHONY: install run test lint bench asyncapi clean
+.PHONY: install run demo test lint bench asyncapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/python -m moment_devstack run
+
+demo: install
+	$(BIN)/python -m moment_devstack demo
 
 test: install
 	$(BIN)/python -m moment_devstack check-postgres

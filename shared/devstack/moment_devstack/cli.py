@@ -1,5 +1,5 @@
-"""`python -m moment_devstack run | check-postgres | asyncapi | demo-set`, as the Makefile calls
-them."""
+"""`python -m moment_devstack run | check-postgres | asyncapi | demo-set | demo`, as the Makefile
+calls them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from rich.markup import escape
 from sqlalchemy.engine import make_url
 
 from moment_devstack.apidocs import DEFAULT_DIRECTORY, stale_documents, write_documents
+from moment_devstack.demo import run_demo
 from moment_devstack.demo_set import DemoSetError, create_demo_set_again
 from moment_devstack.postgres import (
     DEFAULT_ADMIN_URL,
@@ -96,3 +97,10 @@ def demo_set() -> None:
         _console(stderr=True).print(f"[bold red]{escape(str(exc))}[/]")
         raise typer.Exit(1) from None
     _console().print(f"demo staff accounts ready; passwords in {escape(str(path))}")
+
+
+@app.command()
+def demo() -> None:
+    """Play a storefront's day against the running stack (`make run`), one line per step; exit 2
+    when no stack is running."""
+    raise typer.Exit(run_demo(_console()))

@@ -7,6 +7,7 @@ and every process started is stopped by its process group, whatever happened.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -55,6 +56,8 @@ from moment_persistence.config import safe_target
 
 SUPERVISE_POLL_S = 0.25
 INFRASTRUCTURE_STOP_TIMEOUT_S = 10.0
+# Where a ready stack says how to reach it (no secrets), for `make demo` and other local tools.
+STACK_FILE = "stack.json"
 
 
 class StopSignal:
@@ -184,6 +187,8 @@ def create_demo_staff(
 
 def start(stack: Stack, environ: Mapping[str, str]) -> None:
     stack.say(f"run folder {escape(str(stack.run_dir.root))}")
+    # One left by a run that was killed would point at ports nothing listens on yet.
+    (stack.run_dir.root / STACK_FILE).unlink(missing_ok=True)
     urls = resolve_databases(stack.run_dir.data, environ, SERVICES)
     for service, url in urls.items():
         stack.say(f"{service + ' database':<17} {escape(safe_target(make_url(url)))}")
@@ -192,7 +197,17 @@ def start(stack: Stack, environ: Mapping[str, str]) -> None:
     vault = start_vault(stack, environ)
     start_services(stack, kafka, vault, urls)
     create_demo_staff(stack, kafka, vault, urls["identity"])
+    write_stack_file(stack, kafka, vault[0])
     stack.say(f"[bold green]ready[/] — {len(stack.services)} services up; Ctrl-C to stop")
+
+
+def write_stack_file(stack: Stack, kafka: str, vault_url: str) -> None:
+    """Addresses only, readable by all (0644); removed on stop, so its presence means running."""
+    path = stack.run_dir.root / STACK_FILE
+    services = [service.name for service in stack.services]
+    document = {"kafka": kafka, "vault": vault_url, "services": services}
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    path.chmod(0o644)
 
 
 def supervise(stack: Stack) -> None:
@@ -229,6 +244,7 @@ def run_stack(console: Console, environ: Mapping[str, str] | None = None) -> int
         report_failure(stack, error)
         return 1
     finally:
+        (stack.run_dir.root / STACK_FILE).unlink(missing_ok=True)
         if stack.children():
             stack.say("stopping")
             stack.stop()
