@@ -26,6 +26,8 @@ from moment_messaging.config import KafkaConfig
 from moment_persistence.config import DatabaseConfig
 from moment_telemetry.config import TelemetryConfig
 
+IDENTITY_WORKERS = IdentitySettings.model_fields["kafka"].default.consumer_workers
+
 # Both the service's consumer and the raw echo wait this long per fetch, so the ratio between
 # them measures the layer, not a configuration difference (the service default is 10 ms).
 FETCH_MAX_WAIT_MS = 5
@@ -118,7 +120,12 @@ class BenchContext:
             service = IdentityService(
                 IdentitySettings(
                     kafka=self.kafka.model_copy(
-                        update={"client_id": "identity", "fetch_max_wait_ms": FETCH_MAX_WAIT_MS}
+                        update={
+                            "client_id": "identity",
+                            "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
+                            # As deployed: identity's default number of consumer workers.
+                            "consumer_workers": IDENTITY_WORKERS,
+                        }
                     ),
                     database=DatabaseConfig(url=SecretStr(url)),
                     vault=self.vault("identity"),

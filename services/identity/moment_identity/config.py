@@ -73,7 +73,9 @@ class ReadsConfig(BaseModel):
 class IdentitySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENT_IDENTITY_")
 
-    kafka: KafkaConfig = KafkaConfig(client_id="identity")
+    # Three workers, one per partition of identity.commands: while one request waits on argon2 or
+    # Vault, the others proceed, and each partition is still processed in order.
+    kafka: KafkaConfig = KafkaConfig(client_id="identity", consumer_workers=3)
     database: DatabaseConfig
     vault: VaultConfig
     telemetry: TelemetryConfig = TelemetryConfig(service_name="identity")

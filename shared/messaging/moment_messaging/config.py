@@ -22,6 +22,7 @@ class KafkaConfig(BaseModel):
     fetch_max_wait_ms: int = Field(default=10, ge=1)
     max_message_bytes: int = Field(default=256 * 1024, ge=1024)
     handler_retries: int = Field(default=3, ge=0)
+    consumer_workers: int = Field(default=1, ge=1, le=64)
     retry_backoff_ms: int = Field(default=100, ge=0)
     replication_factor: int = Field(default=1, ge=1)
     outbox_batch_size: int = Field(default=500, ge=1)

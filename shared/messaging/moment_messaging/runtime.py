@@ -69,6 +69,9 @@ def subscribe(
         fetch_max_wait_ms=config.fetch_max_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         no_reply=True,
+        # More than one worker: one consumer per worker in the group, each owning whole
+        # partitions, so order within a partition and commit-after-processing both hold.
+        max_workers=config.consumer_workers,
         parser=make_parser(frozenset(m.ce_type for m in accepts), config.max_message_bytes),
     )
 
