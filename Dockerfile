@@ -23,7 +23,7 @@ COPY services ./services
 # container ever launches.
 RUN pip install -c constraints.txt \
         ./shared/contracts ./shared/client ./shared/telemetry ./shared/settings \
-        ./shared/persistence ./shared/crypto ./shared/messaging ./shared/runtime \
+        ./shared/persistence ./shared/crypto ./shared/auth ./shared/messaging ./shared/runtime \
         ./services/identity ./services/consent ./services/audit \
     && pip install --no-deps ./shared/devstack \
     && rm -rf /build

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from moment_contracts.base import Contract
-from moment_contracts.sealed import SealedBox
+from moment_contracts.sealed import PublicKeyText, SealedBox
 
 Locale = Literal["ar", "en"]
 
@@ -81,7 +81,7 @@ class Login(Contract):
     ce_type: ClassVar[str] = "moment.identity.login.v1"
 
     sealed: SealedBox
-    reply_key: str = Field(max_length=64, description="X25519 key the session is sealed to")
+    reply_key: PublicKeyText = Field(description="X25519 key the session is sealed to")
 
 
 class Session(Contract):

@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from moment_contracts.base import Contract
-from moment_contracts.sealed import SealedBox
+from moment_contracts.sealed import PublicKeyText, SealedBox
 
 # The same names as moment_auth.Role; contracts stay free of the auth package.
 StaffRole = Literal[
@@ -34,7 +34,7 @@ class StaffLogin(Contract):
     ce_type: ClassVar[str] = "moment.identity.staff-login.v1"
 
     sealed: SealedBox
-    reply_key: str = Field(max_length=64, description="X25519 key the session is sealed to")
+    reply_key: PublicKeyText = Field(description="X25519 key the session is sealed to")
 
 
 class StaffLoginSucceeded(Contract):
@@ -58,7 +58,7 @@ class ServiceLogin(Contract):
     ce_type: ClassVar[str] = "moment.identity.service-login.v1"
 
     sealed: SealedBox
-    reply_key: str = Field(max_length=64, description="X25519 key the session is sealed to")
+    reply_key: PublicKeyText = Field(description="X25519 key the session is sealed to")
 
 
 class ServiceLoginSucceeded(Contract):

@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from moment_contracts.base import Contract
-from moment_contracts.sealed import SealedBox
+from moment_contracts.sealed import PublicKeyText, SealedBox
 
 ReadableField = Literal["name", "age", "email", "username", "recovery_question"]
 Purpose = Literal["store-quality", "user-dealings", "legal-disclosure"]
@@ -33,7 +33,7 @@ class ReadPersonalData(Contract):
     purpose: Purpose | None = None
     case_id: str | None = Field(default=None, max_length=64)
     sealed_credentials: SealedBox
-    reply_key: str = Field(max_length=64)
+    reply_key: PublicKeyText = Field(description="X25519 key the reply is sealed to")
 
 
 class PersonalDataValues(Contract):
@@ -96,7 +96,7 @@ class ExportPersonalData(Contract):
 
     subject_id: str = Field(max_length=64)
     sealed_credentials: SealedBox
-    reply_key: str = Field(max_length=64)
+    reply_key: PublicKeyText = Field(description="X25519 key the reply is sealed to")
 
 
 class ExportDocument(Contract):

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from moment_contracts.base import Contract
 from moment_contracts.identity import Locale
-from moment_contracts.sealed import SealedBox
+from moment_contracts.sealed import PublicKeyText, SealedBox
 
 
 class RecoveryStartFields(Contract):
@@ -33,7 +33,7 @@ class StartRecovery(Contract):
 
     locale: Locale = Field(default="ar", description="the language of a decoy question")
     sealed: SealedBox
-    reply_key: str = Field(max_length=64, description="X25519 key the question is sealed to")
+    reply_key: PublicKeyText = Field(description="X25519 key the question is sealed to")
 
 
 class RecoveryQuestion(Contract):

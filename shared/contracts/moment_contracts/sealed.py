@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -50,6 +50,11 @@ def public_key_from_text(text: str) -> X25519PublicKey:
 
 def public_key_to_text(public: X25519PublicKey) -> str:
     return _b64(public.public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+# An X25519 public key as public_key_to_text writes it: 32 bytes, base64url, one pad character.
+# Checked by the schema, so a bad key is a schema violation at the door, not an error mid-request.
+PublicKeyText = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}=$")]
 
 
 class SealedBox(Contract):

@@ -22,9 +22,10 @@ from moment_persistence.naming import service_metadata
 
 metadata = service_metadata()
 
-# Destroying a subject's row here is crypto-shredding: without the wrapped key, ciphertext in this
-# database and in Kafka history can no longer be decrypted. A backup taken before the erasure still
-# holds the wrapped key, so backups need their own retention (docs/architecture.md).
+# Destroying a subject's row here is crypto-shredding: without the wrapped key, the subject's
+# ciphertext in this database is noise. (Requests in Kafka's history are sealed to identity's
+# transport key instead; erasure rotates that key.) A backup taken before the erasure still holds
+# the wrapped key, so backups need their own retention (docs/architecture.md).
 subject_keys = Table(
     "subject_keys",
     metadata,

@@ -14,7 +14,7 @@ from moment_auth.tokens import TokenVerifier
 from moment_contracts.profile import Credentials
 from moment_contracts.sealed import SealedBox
 from moment_identity.adapters.orm import staff_accounts, users
-from moment_identity.adapters.sealing import SealedInputOpener
+from moment_identity.adapters.sealing import SealedInputOpener, SealingKeyRotated
 from moment_identity.domain.errors import IdentityError, SealedInputRejected
 from moment_identity.service.unit_of_work import IdentityUnitOfWork
 
@@ -32,6 +32,8 @@ class CallerCheck:
         try:
             token = Credentials.model_validate_json(self.opener.open(box, context)).token
             principal = (await self.verifier.verify(token)).principal
+        except SealingKeyRotated:
+            raise  # not a bad credential: the client re-seals to the current key and retries
         except (SealedInputRejected, ValidationError, TokenError):
             raise NotAuthenticated("credentials rejected") from None
         if not await _current(uow, principal):

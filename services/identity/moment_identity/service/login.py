@@ -118,7 +118,8 @@ async def _record_failure(deps: LoginDeps, uow: IdentityUnitOfWork, attempt: Att
     now = datetime.now(UTC)
     account = await store.fail(attempt.account, now)
     await store.fail(attempt.source, now)
-    if account.locked_until is not None and attempt.credentials is not None:
+    just_locked = account.locked_until is not None and account.failures == 0
+    if just_locked and attempt.credentials is not None:
         # A lockout also ends every session: whoever is guessing may already hold one.
         await revoke_all(uow, attempt.credentials.subject_id)
     _audit(uow, attempt, "failure")

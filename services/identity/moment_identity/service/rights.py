@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -60,6 +61,9 @@ def audited(
     subject_id: str,
     action: str,
     outcome: str,
+    *,
+    fields: tuple[str, ...] = ENCRYPTED_FIELDS,
+    purpose: str | None = "user-dealings",
 ) -> Callable[[IdentityUnitOfWork], Awaitable[None]]:
     async def emit(uow: IdentityUnitOfWork) -> None:
         event = audit_event(
@@ -67,9 +71,9 @@ def audited(
             subject_id=subject_id,
             actor_id=principal.id,
             actor_role=",".join(str(r) for r in principal.roles) or principal.kind.value,
-            fields=ENCRYPTED_FIELDS,
+            fields=fields,
             outcome=outcome,
-            purpose="user-dealings",
+            purpose=purpose,
             request_id=request.id,
         )
         await deps.audit.emit(uow, event)
@@ -168,7 +172,9 @@ async def prepare_update(deps: ReadDeps, request: Envelope, body: UpdatePersonal
     if decision.allowed and wrapped is None:
         decision = Decision(False, "not-found")
     if not decision.allowed or wrapped is None:
-        emit = audited(deps, request, principal, body.subject_id, "write", "denied")
+        emit = audited(
+            deps, request, principal, body.subject_id, "write", "denied", **_scope(changes, body)
+        )
         return refusal(emit, refusal_for(decision))
     if problems := check_changes(changes):
         raise RegistrationRejected(problems)
@@ -180,7 +186,9 @@ async def prepare_update(deps: ReadDeps, request: Envelope, body: UpdatePersonal
         for name, value in changes.items()
     }
     indexes = new_indexes(deps, changes)
-    emit = audited(deps, request, principal, body.subject_id, "write", "success")
+    emit = audited(
+        deps, request, principal, body.subject_id, "write", "success", **_scope(changes, body)
+    )
 
     async def store(uow: IdentityUnitOfWork) -> Contract:
         await uow.users.update_fields(body.subject_id, encrypted, indexes)
@@ -214,3 +222,8 @@ def new_indexes(deps: ReadDeps, changes: dict[str, str]) -> dict[str, str]:
     if "email" in changes:
         indexes["email_index"] = deps.crypto.indexer.index("email", email_key(changes["email"]))
     return indexes
+
+
+def _scope(changes: dict[str, str], body: UpdatePersonalData) -> dict[str, Any]:
+    """A rectification is audited with the fields it touched and the purpose it declared."""
+    return {"fields": tuple(sorted(changes)), "purpose": body.purpose}
