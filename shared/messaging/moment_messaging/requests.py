@@ -66,18 +66,25 @@ class RequestProcessor(Generic[U]):
         self._to_error = to_error
 
     async def handle(
-        self, request: Envelope, work: Callable[[], Awaitable[Callable[[U], Awaitable[Contract]]]]
+        self,
+        request: Envelope,
+        work: Callable[[], Awaitable[Callable[[U], Awaitable[Contract]]]],
+        *,
+        remember: bool = True,
     ) -> None:
         """`work()` does the slow part (crypto, hashing) outside any transaction and returns the
-        step that writes; that step runs inside the unit of work, so locks are held briefly."""
+        step that writes; that step runs inside the unit of work, so locks are held briefly.
+
+        `remember=False` is for requests that change nothing but their audit trail (reads): a
+        redelivered read is simply a second read, audited as such, so the inbox is skipped."""
         started = time.perf_counter()
-        stored = await self._stored(request)
+        stored = await self._stored(request) if remember else None
         if stored is not None:
             await self._resend(request, stored)
             self._measure(request, "replayed", started)
             return
         try:
-            reply = await self._process(request, await work())
+            reply = await self._process(request, await work(), remember=remember)
         except Exception as exc:
             # A redelivered copy processed concurrently won the inbox row: answer as it did.
             if isinstance(exc, IntegrityViolation) and (stored := await self._stored(request)):
@@ -101,14 +108,15 @@ class RequestProcessor(Generic[U]):
         self._metrics.request_duration_seconds.record(time.perf_counter() - started, attributes)
 
     async def _process(
-        self, request: Envelope, work: Callable[[U], Awaitable[Contract]]
+        self, request: Envelope, work: Callable[[U], Awaitable[Contract]], *, remember: bool
     ) -> Contract:
         async with self._uow_factory() as uow:
             # Constraint violations surface at the statement, not only at COMMIT: translate both.
             with uow.errors():
                 reply = await work(uow)
-            stored = StoredReply(type=reply.ce_type, body=reply.model_dump_json().encode())
-            await self._inbox.record(uow.session, request, stored)
+            if remember:
+                stored = StoredReply(type=reply.ce_type, body=reply.model_dump_json().encode())
+                await self._inbox.record(uow.session, request, stored)
             await uow.commit()
         log.info("request served", extra={"type": request.type, "request_id": request.id})
         return reply

@@ -73,7 +73,9 @@ class IdentityHandlers:
         await self.requests.handle(request, lambda: prepare_answer(deps, request, body))
 
     async def read_personal_data(self, request: Envelope, body: ReadPersonalData) -> None:
-        await self.requests.handle(request, lambda: prepare_read(self.read_deps, request, body))
+        await self.requests.handle(
+            request, lambda: prepare_read(self.read_deps, request, body), remember=False
+        )
 
     async def update_personal_data(self, request: Envelope, body: UpdatePersonalData) -> None:
         await self.requests.handle(request, lambda: prepare_update(self.read_deps, request, body))

@@ -36,12 +36,6 @@ class ReadDeps:
     rotate_sealing_key_on_erasure: bool = True
 
 
-@dataclass(frozen=True)
-class Stored:
-    encrypted: dict[str, bytes] | None
-    key: WrappedKey | None
-
-
 def access_request(principal: Principal, body: ReadPersonalData) -> AccessRequest:
     roles = principal.roles if principal.kind is PrincipalKind.STAFF else (principal.id,)
     return AccessRequest(
@@ -55,21 +49,33 @@ def access_request(principal: Principal, body: ReadPersonalData) -> AccessReques
 
 
 async def prepare_read(deps: ReadDeps, request: Envelope, body: ReadPersonalData) -> Step:
-    async with deps.uow_factory() as uow:
+    """A read does its work in one short transaction: check the caller, fetch, decrypt (the key is
+    cached), seal, and record the audit event; the values leave only after that commit."""
+
+    async def read(uow: IdentityUnitOfWork) -> Contract:
         principal = await deps.callers.caller(uow, body.sealed_credentials, body.ce_type)
-        stored = Stored(
-            await uow.users.encrypted_fields(body.subject_id),
-            await uow.users.wrapped_key(body.subject_id),
-        )
-    decision = decide(access_request(principal, body))
-    if not decision.allowed:
-        return _refusal(deps, request, principal, body, decision)
-    if stored.encrypted is None or stored.key is None:
-        return _refusal(deps, request, principal, body, Decision(False, "not-found"))
-    key = await deps.crypto.keyring.unwrap(*stored.key)
+        decision = decide(access_request(principal, body))
+        if not decision.allowed:
+            return await _refusal(deps, request, principal, body, decision)(uow)
+        encrypted = await uow.users.encrypted_fields(body.subject_id)
+        wrapped = await uow.users.wrapped_key(body.subject_id)
+        if encrypted is None or wrapped is None:
+            not_found = Decision(False, "not-found")
+            return await _refusal(deps, request, principal, body, not_found)(uow)
+        reply = await _sealed_values(deps, body, encrypted, wrapped)
+        await deps.audit.emit(uow, _event(request, principal, body, "success"))
+        return reply
+
+    return read
+
+
+async def _sealed_values(
+    deps: ReadDeps, body: ReadPersonalData, encrypted: dict[str, bytes], wrapped: WrappedKey
+) -> PersonalData:
+    key = await deps.crypto.keyring.unwrap(*wrapped)
     values = {
         name: deps.crypto.cipher.decrypt(
-            key, body.subject_id, name, stored.key.version, stored.encrypted[name]
+            key, body.subject_id, name, wrapped.version, encrypted[name]
         )
         for name in body.fields
     }
@@ -78,18 +84,12 @@ async def prepare_read(deps: ReadDeps, request: Envelope, body: ReadPersonalData
         public_key_from_text(body.reply_key),
         PersonalData.ce_type,
     )
-    reply = PersonalData(
+    return PersonalData(
         subject_id=body.subject_id,
         fields=body.fields,
         sealed_values=sealed,
         read_at=datetime.now(UTC),
     )
-
-    async def release(uow: IdentityUnitOfWork) -> Contract:
-        await deps.audit.emit(uow, _event(request, principal, body, "success"))
-        return reply
-
-    return release
 
 
 def _refusal(
