@@ -17,6 +17,7 @@ from moment_crypto.errors import CryptoError
 from moment_crypto.keysets import VersionedKeys
 from moment_crypto.vault import VaultClient
 from moment_identity.adapters.audit_emitter import AuditEmitter, BrokerAckAudit, OutboxAudit
+from moment_identity.adapters.endorsement import KeyEndorser
 from moment_identity.adapters.hashing import Argon2Params, SecretHasher
 from moment_identity.adapters.kafka import register_handlers
 from moment_identity.adapters.orm import messaging
@@ -102,6 +103,7 @@ class IdentityService:
             read_deps=await self._reads(crypto),
             principal_deps=await self._principals(login_deps),
             recovery_deps=self._recovery(login_deps),
+            endorser=KeyEndorser(self.vault, self.settings.crypto.token_signing_key),
         )
         self._key_refresh = asyncio.create_task(self._refresh_sealing_keys(crypto))
         await self.core.start_consuming()

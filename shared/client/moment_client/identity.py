@@ -4,10 +4,13 @@ leaves.
 
 from __future__ import annotations
 
+import base64
 import functools
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from moment_client.client import RequestClient
@@ -63,6 +66,7 @@ from moment_contracts.recovery import (
 )
 from moment_contracts.sealed import (
     SealedBox,
+    endorsement_statement,
     key_id,
     open_box,
     public_key_from_text,
@@ -94,14 +98,34 @@ def _reseals(
 
 
 class UntrustedSealingKey(MomentClientError):
-    """The key identity offered does not match the pinned key id."""
+    """The sealing key identity offered is not endorsed by a trusted signing key."""
 
 
 class IdentityClient:
-    def __init__(self, requests: RequestClient, pinned_kid: str | None = None) -> None:
+    def __init__(
+        self,
+        requests: RequestClient,
+        trusted_signing_keys: Mapping[str, Ed25519PublicKey] | None = None,
+    ) -> None:
+        """`trusted_signing_keys` (identity's token-signing public keys by kid, e.g. from
+        `moment_auth.public_keys_by_kid`) makes the client accept only a sealing key identity
+        endorsed; without them it trusts the first key it is given (development)."""
         self._requests = requests
-        self._pinned_kid = pinned_kid
+        self._trusted = dict(trusted_signing_keys or {})
         self._key: X25519PublicKey | None = None
+
+    def _endorsed(self, reply: SealingKey) -> bool:
+        if not self._trusted:
+            return True
+        signer = self._trusted.get(reply.signer_kid or "")
+        if signer is None or reply.signature is None:
+            return False
+        signature = base64.urlsafe_b64decode(reply.signature + "=" * (-len(reply.signature) % 4))
+        try:
+            signer.verify(signature, endorsement_statement(reply.kid, reply.public_key))
+        except InvalidSignature:
+            return False
+        return True
 
     def forget_sealing_key(self) -> None:
         self._key = None
@@ -113,8 +137,8 @@ class IdentityClient:
             )
             key = public_key_from_text(reply.public_key)
             # Pin the key id in production config so a forged reply can't collect personal data.
-            if key_id(key) != reply.kid or (self._pinned_kid and reply.kid != self._pinned_kid):
-                raise UntrustedSealingKey("identity's sealing key is not the pinned one")
+            if key_id(key) != reply.kid or not self._endorsed(reply):
+                raise UntrustedSealingKey("identity's sealing key is not endorsed by a trusted key")
             self._key = key
         return self._key
 

@@ -25,6 +25,10 @@ class SealingKey(Contract):
     kid: str
     public_key: str
     algorithm: Literal["X25519-HKDF-SHA256-A256GCM"] = "X25519-HKDF-SHA256-A256GCM"
+    # Identity endorses its sealing key with its token-signing key (Ed25519, in Vault Transit),
+    # so a client that trusts that key can't be handed a forged sealing key, across rotations.
+    signer_kid: str | None = None
+    signature: str | None = None
 
 
 class RegistrationFields(Contract):

@@ -44,6 +44,11 @@ def key_id(public: X25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+def endorsement_statement(kid: str, public_key: str) -> bytes:
+    """The exact bytes identity signs to endorse a sealing key."""
+    return f"moment-sealing-key-v1|{kid}|{public_key}".encode()
+
+
 def public_key_from_text(text: str) -> X25519PublicKey:
     return X25519PublicKey.from_public_bytes(_unb64(text))
 

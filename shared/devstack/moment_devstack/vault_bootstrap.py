@@ -74,6 +74,8 @@ path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
 """,
     STOREFRONT: f"""
 path "{KV_MOUNT}/data/{STOREFRONT_CREDENTIALS_PATH}" {{ capabilities = ["read"] }}
+# Public keys only: to verify tokens and identity's endorsement of its sealing key.
+path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
 """,
 }
 

@@ -21,6 +21,7 @@ from moment_contracts.profile import (
     UpdatePersonalData,
 )
 from moment_contracts.recovery import AnswerRecovery, StartRecovery
+from moment_identity.adapters.endorsement import KeyEndorser
 from moment_identity.service.guardian import prepare_guardian_consent
 from moment_identity.service.login import LoginDeps, prepare_login
 from moment_identity.service.principals import (
@@ -47,6 +48,7 @@ class IdentityHandlers:
     read_deps: ReadDeps
     principal_deps: PrincipalDeps
     recovery_deps: RecoveryDeps
+    endorser: KeyEndorser
 
     async def register_user(self, request: Envelope, body: RegisterUser) -> None:
         await self.requests.handle(
@@ -92,5 +94,5 @@ class IdentityHandlers:
 
     async def get_sealing_key(self, request: Envelope, _body: GetSealingKey) -> None:
         # Public information, cheap to recompute: no inbox entry needed for a redelivery.
-        key: SealingKey = self.crypto.opener.public_key()
+        key: SealingKey = await self.endorser.endorse(self.crypto.opener.public_key())
         await self.replier.send(request, key)
