@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from moment_audit.adapters.orm import audit_records
 from moment_auth.principals import Role
 from moment_client.errors import ServiceError
 from moment_client.identity import IdentityClient
@@ -20,6 +19,7 @@ from moment_identity.adapters.orm import auth_throttle, users
 from moment_identity.adapters.throttle import SqlThrottleStore
 from moment_identity.domain.lockout import ThrottlePolicy
 from tests.identity.integration.test_registration import fields
+from tests.support.audit_store import of, stored_audit
 from tests.support.kafka import header, read_topic
 from tests.support.suite import Suite
 
@@ -129,18 +129,7 @@ async def test_every_attempt_is_audited_without_values(
     subject_id, tag = await register(identity_client)
     await login_error(identity_client, f"user_{tag}", "wrong", "audit-src")
     await identity_client.login(f"user_{tag}", PASSWORD, source="audit-src")
-    rows: list[dict[str, object]] = []
-    for _ in range(200):
-        async with suite.audit.core.database.sessionmaker() as session:
-            result = await session.execute(
-                select(audit_records).where(
-                    audit_records.c.subject_id == subject_id, audit_records.c.action == "login"
-                )
-            )
-            rows = [dict(r) for r in result.mappings()]
-        if len(rows) == 2:
-            break
-        await asyncio.sleep(0.05)
+    rows = await stored_audit(suite, *of(subject_id, "login"), expect=2)
     assert sorted(r["outcome"] for r in rows) == ["failure", "success"]
     assert all(r["source_ref"] and "audit-src" not in str(r["source_ref"]) for r in rows)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -10,9 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
-from moment_audit.adapters.orm import audit_records
 from moment_auth.principals import Principal, Role
 from moment_auth.tokens import TokenSigner
 from moment_client.errors import ServiceError
@@ -24,6 +22,7 @@ from moment_identity.adapters.audit_emitter import BrokerAckAudit
 from moment_identity.adapters.orm import staff_accounts, users
 from moment_messaging.producer import ResilientProducer
 from tests.identity.integration.test_login import PASSWORD, register
+from tests.support.audit_store import of, stored_audit
 from tests.support.kafka import read_topic
 from tests.support.netfault import TcpProxy
 from tests.support.suite import Suite
@@ -52,19 +51,7 @@ async def staff_token(suite: Suite, *roles: Role) -> str:
 
 
 async def audit_rows(suite: Suite, subject_id: str, expect: int) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
-    for _ in range(200):
-        async with suite.audit.core.database.sessionmaker() as session:
-            result = await session.execute(
-                select(audit_records).where(
-                    audit_records.c.subject_id == subject_id, audit_records.c.action == "read"
-                )
-            )
-            rows = [dict(r) for r in result.mappings()]
-        if len(rows) >= expect:
-            return rows
-        await asyncio.sleep(0.05)
-    return rows
+    return await stored_audit(suite, *of(subject_id, "read"), expect=expect)
 
 
 async def test_a_customer_reads_their_own_data(identity_client: IdentityClient) -> None:

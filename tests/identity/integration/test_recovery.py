@@ -3,7 +3,6 @@ reset that revokes sessions, lockout apart from login's, every attempt audited, 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from moment_identity.adapters.orm import recovery_codes, users
 from moment_identity.service.handlers import IdentityHandlers
 from moment_identity.service.recovery import DECOY_QUESTIONS, CodeChannel
 from tests.identity.integration.test_login import PASSWORD, login_error, register
+from tests.support.audit_store import stored_audit
 from tests.support.kafka import header, read_topic
 from tests.support.suite import Suite
 
@@ -78,15 +78,7 @@ async def session_version(suite: Suite, subject_id: str) -> int:
 
 async def audited(suite: Suite, where: Any, expect: int) -> list[dict[str, Any]]:
     """The stored audit records of recovery attempts matching `where`, once `expect` arrived."""
-    rows: list[dict[str, Any]] = []
-    for _ in range(300):
-        async with suite.audit.core.database.sessionmaker() as session:
-            query = select(audit_records).where(audit_records.c.action == "recovery", where)
-            rows = [dict(r) for r in (await session.execute(query)).mappings()]
-        if len(rows) >= expect:
-            break
-        await asyncio.sleep(0.05)
-    return rows
+    return await stored_audit(suite, audit_records.c.action == "recovery", where, expect=expect)
 
 
 async def issued_codes(suite: Suite, subject_id: str, expect: int = 1) -> list[Any]:

@@ -8,7 +8,6 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from moment_audit.adapters.orm import audit_records
 from moment_auth.principals import Role
 from moment_client.errors import ServiceError
 from moment_client.identity import IdentityClient
@@ -23,6 +22,7 @@ from moment_identity.domain.errors import SealedInputRejected
 from tests.identity.integration.test_login import PASSWORD, register
 from tests.identity.integration.test_reads import customer_token, staff_token
 from tests.identity.integration.test_registration import fields
+from tests.support.audit_store import of, stored_audit
 from tests.support.kafka import header, read_topic
 from tests.support.suite import Suite
 
@@ -163,18 +163,7 @@ async def test_erasure_crypto_shreds_the_subject(
 async def audit_rows_for(
     suite: Suite, subject_id: str, action: str, expect: int = 1
 ) -> list[dict[str, object]]:
-    for _ in range(200):
-        async with suite.audit.core.database.sessionmaker() as session:
-            result = await session.execute(
-                select(audit_records).where(
-                    audit_records.c.subject_id == subject_id, audit_records.c.action == action
-                )
-            )
-            rows = [dict(r) for r in result.mappings()]
-        if len(rows) >= expect:
-            return sorted(rows, key=lambda r: str(r["occurred_at"]))
-        await asyncio.sleep(0.05)
-    return []
+    return await stored_audit(suite, *of(subject_id, action), expect=expect)
 
 
 async def test_only_the_person_or_the_privacy_officer_may_erase(
