@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from moment_client.client import RequestClient
 from moment_client.errors import MomentClientError, ServiceError
 from moment_contracts import topics
+from moment_contracts.base import Contract
 from moment_contracts.errors import ErrorCode
 from moment_contracts.identity import (
     GetSealingKey,
@@ -149,7 +150,7 @@ class IdentityClient:
         """Returns the subject id and the session. `source` is where the attempt came from (an IP
         address or device id): identity throttles by it and keeps only a keyed hash."""
         fields = LoginFields(identifier=identifier, password=password, source=source)
-        sealed = seal(fields.model_dump_json().encode(), await self.sealing_key(), Login.ce_type)
+        sealed = await self.seal_fields(fields, Login.ce_type)
         reply_key = X25519PrivateKey.generate()
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS,
@@ -195,10 +196,8 @@ class IdentityClient:
         purpose: Purpose | None = None,
     ) -> PersonalDataUpdated:
         """Rectify fields; the new values travel sealed to identity."""
-        sealed_changes = seal(
-            FieldChanges(values=dict(changes)).model_dump_json().encode(),
-            await self.sealing_key(),
-            UpdatePersonalData.ce_type,
+        sealed_changes = await self.seal_fields(
+            FieldChanges(values=dict(changes)), UpdatePersonalData.ce_type
         )
         request = UpdatePersonalData(
             subject_id=subject_id,
@@ -244,16 +243,17 @@ class IdentityClient:
 
     async def seal_credentials(self, token: str, context: str) -> SealedBox:
         """The caller's token, sealed to identity: a bearer token never crosses Kafka in clear."""
-        plaintext = Credentials(token=token).model_dump_json().encode()
-        return seal(plaintext, await self.sealing_key(), context)
+        return await self.seal_fields(Credentials(token=token), context)
+
+    async def seal_fields(self, fields: Contract, context: str) -> SealedBox:
+        """Personal data (or a secret) sealed to identity's current key for one message type."""
+        return seal(fields.model_dump_json().encode(), await self.sealing_key(), context)
 
     @_reseals
     async def register(
         self, fields: RegistrationFields, *, locale: Locale = "ar", request_id: str | None = None
     ) -> RegistrationAccepted:
-        sealed = seal(
-            fields.model_dump_json().encode(), await self.sealing_key(), RegisterUser.ce_type
-        )
+        sealed = await self.seal_fields(fields, RegisterUser.ce_type)
         return await self._requests.request(
             topics.IDENTITY_COMMANDS,
             RegisterUser(locale=locale, sealed=sealed),
@@ -273,9 +273,7 @@ class IdentityClient:
         """The account's recovery question, and whether a mailed code is needed too. An unknown
         identifier gets a plausible question all the same: the reply never says who exists."""
         fields = RecoveryStartFields(identifier=identifier, source=source)
-        sealed = seal(
-            fields.model_dump_json().encode(), await self.sealing_key(), StartRecovery.ce_type
-        )
+        sealed = await self.seal_fields(fields, StartRecovery.ce_type)
         reply_key = X25519PrivateKey.generate()
         request = StartRecovery(
             locale=locale, sealed=sealed, reply_key=public_key_to_text(reply_key.public_key())
@@ -306,9 +304,7 @@ class IdentityClient:
             source=source,
             code=code,
         )
-        sealed = seal(
-            fields.model_dump_json().encode(), await self.sealing_key(), AnswerRecovery.ce_type
-        )
+        sealed = await self.seal_fields(fields, AnswerRecovery.ce_type)
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS,
             AnswerRecovery(sealed=sealed),
@@ -324,9 +320,7 @@ class IdentityClient:
         """Returns the staff id, their roles and the session. `source` is where the attempt came
         from: identity throttles by it and keeps only a keyed hash."""
         fields = StaffLoginFields(username=username, password=password, source=source)
-        sealed = seal(
-            fields.model_dump_json().encode(), await self.sealing_key(), StaffLogin.ce_type
-        )
+        sealed = await self.seal_fields(fields, StaffLogin.ce_type)
         reply_key = X25519PrivateKey.generate()
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS,
@@ -343,9 +337,7 @@ class IdentityClient:
     ) -> Session:
         """A session for a service account (e.g. "storefront"), proven by its secret from Vault."""
         fields = ServiceLoginFields(service=service, secret=secret)
-        sealed = seal(
-            fields.model_dump_json().encode(), await self.sealing_key(), ServiceLogin.ce_type
-        )
+        sealed = await self.seal_fields(fields, ServiceLogin.ce_type)
         reply_key = X25519PrivateKey.generate()
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS,
