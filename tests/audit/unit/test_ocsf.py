@@ -1,17 +1,15 @@
 """Audit records as OCSF events, checked against the parts of OCSF 1.8.0 they use.
 
 The rules below are written by hand from the research notes on the formats security teams ingest
-and the public OCSF documentation. With OCSF_SCHEMA naming a local ocsf-schema checkout or a
-schema compiled with ocsf-lib, events are also checked against the whole schema; without one
-that test is skipped, never downloading a schema.
+and the public OCSF documentation: the required attributes, enums and types of the two classes,
+and nothing the mapping emits beyond them. (ocsf-lib ships no schema; fetching one at test time
+is not allowed here.)
 """
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -186,83 +184,6 @@ def _is(kind: str, value: Any) -> bool:
     if kind == INT:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, {STR: str, "bool": bool}.get(kind, dict))
-
-
-def schema_violations(event: dict[str, Any], schema: Any) -> list[str]:
-    """The same kind of checks, driven by an ocsf-lib OcsfSchema instead of the rules above."""
-    uid = event.get("class_uid")
-    cls = next((c for c in schema.classes.values() if c.uid == uid), None)
-    return [f"class_uid: unknown {uid!r}"] if cls is None else _against(schema, cls, event, "")
-
-
-def _against(schema: Any, element: Any, value: dict[str, Any], path: str) -> list[str]:
-    found = [f"{path}{name}: required" for name in _required(schema, element) - value.keys()]
-    one_of = set((element.constraints or {}).get("at_least_one", []))
-    if one_of and not one_of & value.keys():
-        found.append(f"{path or 'event'}: needs one of {sorted(one_of)}")
-    for name, item in value.items():
-        attr = element.attributes.get(name)
-        if attr is None or attr.is_array != isinstance(item, list):
-            found.append(f"{path}{name}: not in the schema as given")
-            continue
-        for one in item if attr.is_array else [item]:
-            found += _value_against(schema, attr, one, f"{path}{name}")
-    return found
-
-
-def _value_against(schema: Any, attr: Any, value: Any, path: str) -> list[str]:
-    object_name = attr.object_type if attr.type == "object_t" else attr.type
-    # "object" is OCSF's free-form JSON object (unmapped), not an object definition to walk.
-    if object_name != "object" and object_name in schema.objects:
-        if not isinstance(value, dict):
-            return [f"{path}: not an object"]
-        return _against(schema, schema.objects[object_name], value, f"{path}.")
-    known = schema.types.get(attr.type)
-    base = (known.type if known is not None else None) or attr.type
-    kinds = {"integer_t": INT, "long_t": INT, "timestamp_t": INT, "boolean_t": "bool"}
-    if base != "json_t" and not _is(kinds.get(base, JSON if base == "object" else STR), value):
-        return [f"{path}: not a {base}"]
-    if attr.enum and value not in {int(key) for key in attr.enum}:
-        return [f"{path}: {value} not in enum"]
-    return []
-
-
-def _required(schema: Any, element: Any) -> set[str]:
-    # An attribute only a profile (cloud, osint...) requires binds only events declaring that
-    # profile in metadata.profiles, and these events declare none.
-    def profile_only(name: str, attr: Any) -> bool:
-        profiles = [attr.profile] if isinstance(attr.profile, str) else attr.profile or []
-        return any(schema.profiles[p].attributes[name].requirement == "required" for p in profiles)
-
-    return {
-        name
-        for name, attr in element.attributes.items()
-        if attr.requirement == "required" and not profile_only(name, attr)
-    }
-
-
-def _local_schema() -> Any:
-    """The schema OCSF_SCHEMA names, from disk only: ocsf-lib's get_schema would download one."""
-    location = Path(os.environ.get("OCSF_SCHEMA") or "/nonexistent")
-    if not location.exists():
-        pytest.skip("OCSF_SCHEMA (an ocsf-schema 1.8.0 checkout or compiled file) not at hand")
-    from ocsf.compile import Compilation  # noqa: PLC0415 - only where a schema is at hand
-    from ocsf.repository import read_repo  # noqa: PLC0415
-    from ocsf.schema import from_file  # noqa: PLC0415
-
-    if location.is_file():
-        return from_file(str(location))
-    return Compilation(read_repo(str(location))).build()
-
-
-def test_every_event_validates_against_the_whole_schema() -> None:
-    schema = _local_schema()
-    assert schema.version == OCSF_VERSION
-    assert [v for event in all_events() for v in schema_violations(event, schema)] == []
-    for uid, (_, _, required, _) in CLASSES.items():
-        # The hand-written rules require what the schema requires, no more and no less.
-        cls = next(c for c in schema.classes.values() if c.uid == uid)
-        assert _required(schema, cls) == BASE_REQUIRED | required
 
 
 def test_the_checker_catches_what_it_should() -> None:
