@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from moment_contracts import audit, identity, principals, profile, recovery, topics
+from moment_contracts import audit, audit_chain, identity, principals, profile, recovery, topics
 from moment_contracts.base import Contract
 
 TOPIC_MESSAGES: dict[str, tuple[type[Contract], ...]] = {
@@ -29,6 +29,7 @@ TOPIC_MESSAGES: dict[str, tuple[type[Contract], ...]] = {
         identity.GuardianConsentRecorded,
     ),
     topics.AUDIT_EVENTS: (audit.PersonalDataAccessed,),
+    topics.AUDIT_CHECKPOINTS: (audit_chain.CheckpointSigned,),
 }
 
 # What identity answers on a caller's reply topic (besides moment.error.v1).

@@ -11,6 +11,7 @@ IDENTITY_EVENTS = "identity.events"
 CONSENT_COMMANDS = "consent.commands"
 CONSENT_EVENTS = "consent.events"
 AUDIT_EVENTS = "audit.events"
+AUDIT_CHECKPOINTS = "audit.checkpoints"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,13 @@ def reply_topic(instance_id: str) -> str:
 
 CORE_TOPICS: tuple[TopicSpec, ...] = tuple(
     TopicSpec(name)
-    for base in (IDENTITY_COMMANDS, IDENTITY_EVENTS, CONSENT_COMMANDS, CONSENT_EVENTS, AUDIT_EVENTS)
+    for base in (
+        IDENTITY_COMMANDS,
+        IDENTITY_EVENTS,
+        CONSENT_COMMANDS,
+        CONSENT_EVENTS,
+        AUDIT_EVENTS,
+        AUDIT_CHECKPOINTS,
+    )
     for name in (base, dlq(base))
 )

@@ -70,6 +70,8 @@ path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
     "audit": f"""
 path "{TRANSIT_MOUNT}/sign/{AUDIT_CHECKPOINT_KEY}" {{ capabilities = ["update"] }}
 path "{TRANSIT_MOUNT}/verify/{AUDIT_CHECKPOINT_KEY}" {{ capabilities = ["update"] }}
+# Public keys only: `moment-audit verify` checks checkpoint signatures offline.
+path "{TRANSIT_MOUNT}/keys/{AUDIT_CHECKPOINT_KEY}" {{ capabilities = ["read"] }}
 path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
 """,
     STOREFRONT: f"""

@@ -1,4 +1,8 @@
-"""Ingest one audit event: store it once, keyed by its CloudEvents source and id."""
+"""Ingest one audit event: store it once, keyed by its CloudEvents source and id, and chain it.
+
+De-duplication comes before sequencing, so a redelivered event takes no seq. The caller commits
+the Kafka offset only after `uow.commit()` returns.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +23,13 @@ async def ingest(
             "event_id": envelope.id,
             **event.model_dump(exclude={"fields"}),
             "fields": list(event.fields),
+            # SQLite keeps no offset: store UTC so the hashed instant reads back the same.
+            "occurred_at": event.occurred_at.astimezone(UTC),
             "kafka_partition": partition,
             "kafka_offset": offset,
             "received_at": datetime.now(UTC),
-        }
+        },
+        partition,
     )
     await uow.commit()
     return stored

@@ -1,0 +1,153 @@
+"""Signed checkpoints: store them (append-only) and publish them to audit.checkpoints.
+
+The Checkpointer runs beside ingest rather than inside it: a Vault call per checkpoint stays off
+the ingest path, and a Vault outage delays checkpoints without stopping the audit trail. It reads
+committed chain heads, signs them outside any transaction, then stores and outboxes each
+checkpoint in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from moment_audit.adapters.orm import audit_checkpoints, messaging
+from moment_audit.adapters.repositories import SqlAuditStore
+from moment_audit.config import CheckpointConfig
+from moment_audit.domain.chain import ChainHead, checkpoint_payload
+from moment_audit.service.verify import Checkpoint
+from moment_contracts import topics
+from moment_contracts.audit_chain import CheckpointSigned
+from moment_contracts.envelope import Envelope
+from moment_crypto.errors import CryptoError
+from moment_crypto.vault import VaultClient
+from moment_messaging.outbox import OutboxMessage, add_to_outbox
+from moment_persistence.errors import PersistenceError
+from moment_persistence.unit_of_work import SqlUnitOfWork
+
+log = logging.getLogger(__name__)
+SOURCE = "/moment/audit"
+
+
+class SqlCheckpointStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def latest(self) -> dict[int, int]:
+        """The highest checkpointed seq per partition."""
+        rows = await self._session.execute(
+            select(audit_checkpoints.c.chain_partition, func.max(audit_checkpoints.c.seq)).group_by(
+                audit_checkpoints.c.chain_partition
+            )
+        )
+        return {int(partition): int(seq) for partition, seq in rows}
+
+    async def all(self) -> list[Checkpoint]:
+        rows = await self._session.execute(
+            select(audit_checkpoints).order_by(
+                audit_checkpoints.c.chain_partition, audit_checkpoints.c.seq
+            )
+        )
+        return [
+            Checkpoint(r.chain_partition, r.seq, r.hash, r.created_at, r.signature) for r in rows
+        ]
+
+    async def add(self, checkpoint: Checkpoint) -> bool:
+        """False when this partition and seq are checkpointed already (another instance)."""
+        values = {
+            "chain_partition": checkpoint.partition,
+            "seq": checkpoint.seq,
+            "hash": checkpoint.hash,
+            "created_at": checkpoint.created_at,
+            "signature": checkpoint.signature,
+        }
+        dialect = postgresql if self._session.get_bind().dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(audit_checkpoints).values(values)
+        stmt = stmt.on_conflict_do_nothing(index_elements=["chain_partition", "seq"])
+        result = await self._session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0))
+
+
+class Checkpointer:
+    """Signs each partition's head every `every_records` records or `every_seconds` seconds."""
+
+    def __init__(
+        self,
+        vault: VaultClient,
+        config: CheckpointConfig,
+        uow_factory: Callable[[], SqlUnitOfWork],
+    ) -> None:
+        self._vault = vault
+        self._config = config
+        self._uow_factory = uow_factory
+        self._last_signed_at: dict[int, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def _due(self, head: ChainHead, signed_seq: int, force: bool) -> bool:
+        if head.seq <= signed_seq:
+            return False
+        if force or head.seq - signed_seq >= self._config.every_records:
+            return True
+        since = self._last_signed_at.setdefault(head.partition, time.monotonic())
+        return time.monotonic() - since >= self._config.every_seconds
+
+    async def run_once(self, *, force: bool = False) -> list[Checkpoint]:
+        """Sign every head that is due (`force`: every head beyond its last checkpoint)."""
+        async with self._uow_factory() as uow:
+            heads = await SqlAuditStore(uow.session).heads()
+            latest = await SqlCheckpointStore(uow.session).latest()
+        due = [h for h in heads if self._due(h, latest.get(h.partition, 0), force)]
+        made = [await self._sign(head) for head in due]
+        async with self._uow_factory() as uow:
+            stored = [cp for cp in made if await self._store(uow.session, cp)]
+            await uow.commit()
+        for checkpoint in made:
+            self._last_signed_at[checkpoint.partition] = time.monotonic()
+        return stored
+
+    async def _sign(self, head: ChainHead) -> Checkpoint:
+        created_at = datetime.now(UTC)
+        payload = checkpoint_payload(head.partition, head.seq, head.hash, created_at)
+        signature = await self._vault.sign(self._config.key_name, payload)
+        return Checkpoint(head.partition, head.seq, head.hash, created_at, signature)
+
+    async def _store(self, session: AsyncSession, cp: Checkpoint) -> bool:
+        if not await SqlCheckpointStore(session).add(cp):
+            return False
+        body = CheckpointSigned(
+            partition=cp.partition,
+            seq=cp.seq,
+            hash=cp.hash,
+            created_at=cp.created_at,
+            signature=cp.signature,
+        )
+        envelope = Envelope.of(body, source=SOURCE, subject=f"partition-{cp.partition}")
+        await add_to_outbox(session, messaging, [OutboxMessage(topics.AUDIT_CHECKPOINTS, envelope)])
+        return True
+
+    async def _loop(self) -> None:
+        tick = min(1.0, self._config.every_seconds)
+        while True:
+            try:
+                await self.run_once()
+            except (CryptoError, PersistenceError, OSError) as exc:
+                log.warning("audit checkpoint not signed yet: %s", exc)
+            await asyncio.sleep(tick)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="audit-checkpoints")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,257 @@
+"""Verify the audit store: recompute every chain, check every checkpoint, name each finding.
+
+`ChainVerifier` is fed stored rows in (partition, seq, id) order and never touches I/O, so tests
+can hand it corrupted rows. A row whose hash no longer matches its content is MODIFIED, or
+REORDERED when it matches at the position its own prev_hash chains it to. A missing seq is
+DELETED, a second row for one seq or a valid row that does not chain to its predecessor is
+INSERTED, a chain shorter than its last good checkpoint is TRUNCATED, and a checkpoint whose
+signature fails is BAD SIGNATURE. A chain shorter than the service's own recorded head (not
+signed, so only a hint) is TRUNCATED too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from moment_audit.domain.chain import GENESIS_HASH, checkpoint_payload, content_of, record_hash
+
+MODIFIED = "MODIFIED"
+DELETED = "DELETED"
+INSERTED = "INSERTED"
+REORDERED = "REORDERED"
+TRUNCATED = "TRUNCATED"
+BAD_SIGNATURE = "BAD SIGNATURE"
+CHECKPOINT_MISMATCH = "CHECKPOINT MISMATCH"
+
+SignatureCheck = Callable[[bytes, str], bool]
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    partition: int
+    seq: int
+    kind: str
+    detail: str = ""
+
+    def line(self) -> str:
+        suffix = f" ({self.detail})" if self.detail else ""
+        return f"partition {self.partition} seq {self.seq}: {self.kind}{suffix}"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    partition: int
+    seq: int
+    hash: str
+    created_at: datetime
+    signature: str
+
+
+@dataclass
+class Report:
+    records: int = 0
+    checkpoints: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "checkpoints": self.checkpoints,
+            "findings": [
+                {"partition": f.partition, "seq": f.seq, "finding": f.kind, "detail": f.detail}
+                for f in self.findings
+            ],
+            "warnings": self.warnings,
+        }
+
+
+def offline_signature_check(public_keys: Mapping[int, bytes]) -> SignatureCheck:
+    """Checks "vault:vN:<b64>" Ed25519 signatures against Transit's public keys, without Vault."""
+    keys = {v: Ed25519PublicKey.from_public_bytes(raw) for v, raw in public_keys.items()}
+
+    def check(payload: bytes, signature: str) -> bool:
+        prefix, _, rest = signature.partition(":")
+        version, _, encoded = rest.partition(":")
+        number = version.removeprefix("v")
+        usable = prefix == "vault" and version.startswith("v") and number.isdigit()
+        key = keys.get(int(number)) if usable else None
+        if key is None:
+            return False
+        try:
+            key.verify(base64.b64decode(encoded, validate=True), payload)
+        except (InvalidSignature, binascii.Error, ValueError):
+            return False
+        return True
+
+    return check
+
+
+def _hash_at(row: Mapping[str, Any], seq: int) -> str:
+    return record_hash(
+        content_of(row), partition=row["chain_partition"], seq=seq, prev_hash=row["prev_hash"]
+    )
+
+
+class _PartitionWalk:
+    """One partition's chain, walked in seq order; failing rows are judged at the end."""
+
+    def __init__(self, partition: int, checkpoint_seqs: set[int]) -> None:
+        self.partition = partition
+        self.findings: list[Finding] = []
+        self.last_seq = 0
+        self.records = 0
+        self._prev: str | None = GENESIS_HASH
+        self._seq_of: dict[str, int] = {}
+        self._failing: dict[str, Mapping[str, Any]] = {}
+        self._watch = checkpoint_seqs
+        self.hash_at_checkpoint: dict[int, str] = {}
+
+    def _found(self, seq: int, kind: str, detail: str = "") -> None:
+        self.findings.append(Finding(self.partition, seq, kind, detail))
+
+    def feed(self, row: Mapping[str, Any]) -> None:
+        self.records += 1
+        seq = int(row["seq"])
+        if seq <= self.last_seq:
+            self._found(seq, INSERTED, "a second record for this seq")
+            return
+        for missing in range(self.last_seq + 1, seq):
+            self._found(missing, DELETED)
+            self._prev = None
+        self.last_seq = seq
+        stored = str(row["record_hash"])
+        if stored in self._seq_of:
+            self._found(seq, INSERTED, f"a copy of seq {self._seq_of[stored]}")
+            return
+        self._seq_of[stored] = seq
+        if _hash_at(row, seq) != stored:
+            self._failing[stored] = row
+            self._prev = None
+            return
+        if seq in self._watch:
+            self.hash_at_checkpoint[seq] = stored
+        if self._prev is not None and row["prev_hash"] != self._prev:
+            # Keep the last genuine hash: the record after an interloper chains to it.
+            self._found(seq, INSERTED, "does not chain to the previous record")
+            return
+        self._prev = stored
+
+    def _original_seq(self, prev_hash: str, depth: int = 0) -> int | None:
+        """Where a record was chained: one past the record its prev_hash names."""
+        if prev_hash == GENESIS_HASH:
+            return 1
+        owner = self._seq_of.get(prev_hash)
+        if owner is None or depth > len(self._failing):
+            return None
+        failing = self._failing.get(prev_hash)
+        if failing is None:
+            return owner + 1
+        before = self._original_seq(str(failing["prev_hash"]), depth + 1)
+        return None if before is None else before + 1
+
+    def finish(self) -> None:
+        for stored, row in self._failing.items():
+            seq = int(row["seq"])
+            original = self._original_seq(str(row["prev_hash"]))
+            if original is not None and original != seq and _hash_at(row, original) == stored:
+                self._found(seq, REORDERED, f"was seq {original}")
+            else:
+                self._found(seq, MODIFIED)
+
+
+class ChainVerifier:
+    """Feed rows in (partition, seq, id) order, then `finish()` for the report."""
+
+    def __init__(
+        self,
+        checkpoints: Iterable[Checkpoint],
+        check_signature: SignatureCheck,
+        head_seqs: Mapping[int, int] | None = None,
+    ) -> None:
+        self._checkpoints = sorted(checkpoints, key=lambda c: (c.partition, c.seq))
+        self._check = check_signature
+        # The service's own chain heads: not trusted, but they catch a naive cut of the tail
+        # beyond the last checkpoint.
+        self._head_seqs = dict(head_seqs or {})
+        self._walks: dict[int, _PartitionWalk] = {}
+        self._current: _PartitionWalk | None = None
+
+    def _walk(self, partition: int) -> _PartitionWalk:
+        if self._current is None or self._current.partition != partition:
+            watch = {c.seq for c in self._checkpoints if c.partition == partition}
+            self._current = self._walks.setdefault(partition, _PartitionWalk(partition, watch))
+        return self._current
+
+    def feed(self, row: Mapping[str, Any]) -> None:
+        self._walk(int(row["chain_partition"])).feed(row)
+
+    def _judge_checkpoint(self, walk: _PartitionWalk, cp: Checkpoint) -> Finding | None:
+        payload = checkpoint_payload(cp.partition, cp.seq, cp.hash, cp.created_at)
+        if not self._check(payload, cp.signature):
+            return Finding(cp.partition, cp.seq, BAD_SIGNATURE)
+        if cp.seq > walk.last_seq:
+            detail = f"chain ends at seq {walk.last_seq}, signed up to seq {cp.seq}"
+            return Finding(cp.partition, walk.last_seq + 1, TRUNCATED, detail)
+        recorded = walk.hash_at_checkpoint.get(cp.seq)
+        if recorded is not None and recorded != cp.hash:
+            return Finding(cp.partition, cp.seq, CHECKPOINT_MISMATCH)
+        return None
+
+    def _judge_checkpoints(self, walk: _PartitionWalk, mine: list[Checkpoint]) -> list[Finding]:
+        found: list[Finding] = []
+        truncated = False
+        for cp in reversed(mine):
+            finding = self._judge_checkpoint(walk, cp)
+            if finding is None or (finding.kind == TRUNCATED and truncated):
+                continue
+            truncated = truncated or finding.kind == TRUNCATED
+            found.append(finding)
+        return found
+
+    def _judge_head(self, walk: _PartitionWalk, found: list[Finding]) -> list[Finding]:
+        head = self._head_seqs.get(walk.partition, 0)
+        if head <= walk.last_seq or any(f.kind == TRUNCATED for f in found):
+            return []
+        detail = f"chain ends at seq {walk.last_seq}, its head is at seq {head}"
+        return [Finding(walk.partition, walk.last_seq + 1, TRUNCATED, detail)]
+
+    def finish(self) -> Report:
+        report = Report(checkpoints=len(self._checkpoints))
+        partitions = {*self._walks, *self._head_seqs, *(c.partition for c in self._checkpoints)}
+        for partition in sorted(partitions):
+            walk = self._walks.get(partition) or _PartitionWalk(partition, set())
+            walk.finish()
+            mine = [c for c in self._checkpoints if c.partition == partition]
+            if not mine and walk.records:
+                report.warnings.append(f"partition {partition}: no checkpoints")
+            report.records += walk.records
+            found = walk.findings + self._judge_checkpoints(walk, mine)
+            report.findings.extend(found + self._judge_head(walk, found))
+        report.findings.sort()
+        return report
+
+
+def verify_rows(
+    rows: Iterable[Mapping[str, Any]],
+    checkpoints: Iterable[Checkpoint],
+    check_signature: SignatureCheck,
+    head_seqs: Mapping[int, int] | None = None,
+) -> Report:
+    verifier = ChainVerifier(checkpoints, check_signature, head_seqs)
+    for row in rows:
+        verifier.feed(row)
+    return verifier.finish()

@@ -1,0 +1,358 @@
+"""Tamper evidence on real PostgreSQL and SQLite, with checkpoints signed by a real OpenBao.
+
+Each test builds a chained store, then a "DBA" bypasses the append-only triggers (drops them on
+SQLite, session_replication_role=replica on PostgreSQL) and corrupts it; `moment-audit verify`
+must name the exact finding and exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import Executable, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from moment_audit.adapters.checkpoints import Checkpointer
+from moment_audit.adapters.orm import audit_checkpoints, audit_records, messaging, metadata
+from moment_audit.bootstrap import MIGRATIONS
+from moment_audit.config import CheckpointConfig
+from moment_audit.domain.chain import content_of, record_hash
+from moment_audit.service.ingest import ingest
+from moment_contracts import topics
+from moment_contracts.envelope import Envelope
+from moment_crypto import VaultClient, VaultConfig
+from moment_devstack.stack import service_environment
+from moment_devstack.vault_bootstrap import ServiceCredentials
+from moment_persistence.config import DatabaseConfig, Dialect
+from moment_persistence.database import Database
+from moment_persistence.errors import PersistenceError
+from moment_persistence.migrations import upgrade_to_head
+from moment_persistence.unit_of_work import SqlUnitOfWork
+from tests.audit.integration.test_ingest import access
+from tests.support.postgres import PostgresDatabases, fresh_database_url
+from tests.support.produce import publish
+from tests.support.suite import Suite
+from tests.support.vault import VaultServer
+
+PER_PARTITION = 6
+DIALECTS: tuple[Dialect, ...] = ("postgresql", "sqlite")
+
+
+@pytest.fixture(scope="module")
+def audit_credentials(vault_bootstrap: dict[str, ServiceCredentials]) -> ServiceCredentials:
+    return vault_bootstrap["audit"]
+
+
+def environment(vault: VaultServer, creds: ServiceCredentials, url: str) -> dict[str, str]:
+    return service_environment(
+        "audit", kafka="127.0.0.1:1", vault_url=vault.url, credentials=creds, database_url=url
+    )
+
+
+async def run_verify(env: dict[str, str], *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "moment-audit"),
+        "verify",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    assert process.returncode != 2, err.decode()
+    return process.returncode, out.decode()
+
+
+class Store:
+    """A migrated audit database holding two chained partitions and a checkpoint on each."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.database = Database(DatabaseConfig(url=SecretStr(url)))
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.database, metadata=metadata)
+
+    async def fill(self, vault: VaultClient | None) -> None:
+        for n in range(PER_PARTITION * 2):
+            body = access(f"subject-{n}")
+            envelope = Envelope.of(body, source="/moment/identity", subject=body.subject_id)
+            async with self.uow() as uow:
+                assert await ingest(uow, envelope, body, n % 2, n)
+        if vault is None:
+            return
+        checkpointer = Checkpointer(vault, CheckpointConfig(), self.uow)
+        assert len(await checkpointer.run_once(force=True)) == 2
+
+    async def change(self, statement: str) -> None:
+        """What the service's own role could try."""
+        async with self.uow() as uow:
+            await uow.session.execute(text(statement))
+            await uow.commit()
+
+    async def tamper(self, *statements: str | Executable) -> None:
+        """What a DBA could do, around the triggers."""
+        async with self.database.engine.begin() as connection:
+            await self._bypass_triggers(connection)
+            for statement in statements:
+                await connection.execute(
+                    text(statement) if isinstance(statement, str) else statement
+                )
+
+    async def _bypass_triggers(self, connection: AsyncConnection) -> None:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+            return
+        for table in ("audit_records", "audit_checkpoints"):
+            for verb in ("update", "delete"):
+                await connection.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_{verb}"))
+
+
+@pytest.fixture(params=DIALECTS)
+async def store(
+    request: pytest.FixtureRequest,
+    postgres_database_factory: PostgresDatabases,
+    tmp_path: Path,
+    vault_config_factory: Callable[[str], VaultConfig],
+) -> AsyncIterator[Store]:
+    url = await fresh_database_url(request.param, postgres_database_factory, tmp_path, "tamper")
+    await upgrade_to_head(url, MIGRATIONS)
+    built = Store(url)
+    async with VaultClient(vault_config_factory("audit")) as vault:
+        await built.fill(vault)
+    yield built
+    await built.database.dispose()
+
+
+@pytest.fixture
+def store_env(
+    store: Store, vault_server: VaultServer, audit_credentials: ServiceCredentials
+) -> dict[str, str]:
+    return environment(vault_server, audit_credentials, store.url)
+
+
+async def test_an_intact_store_verifies(store_env: dict[str, str]) -> None:
+    code, out = await run_verify(store_env)
+    assert (code, out.splitlines()[-1]) == (0, "12 records, 2 checkpoints: verified")
+
+
+async def test_without_vault_verify_warns_there_are_no_checkpoints(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'unsigned.db'}"
+    await upgrade_to_head(url, MIGRATIONS)
+    store = Store(url)
+    await store.fill(None)
+    await store.database.dispose()
+    env = {
+        "MOMENT_AUDIT_DATABASE__URL": url,
+        "MOMENT_AUDIT_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    }
+    code, out = await run_verify(env)
+    assert code == 0
+    assert out.splitlines() == [
+        "warning: partition 0: no checkpoints",
+        "warning: partition 1: no checkpoints",
+        "12 records, 0 checkpoints: verified",
+    ]
+
+
+async def test_postgresql_rejects_truncate(postgres_database_factory: PostgresDatabases) -> None:
+    url = await postgres_database_factory.create("truncate")
+    await upgrade_to_head(url, MIGRATIONS)
+    store = Store(url)
+    try:
+        for table in ("audit_records", "audit_checkpoints"):
+            with pytest.raises((PersistenceError, DBAPIError), match="append-only"):
+                await store.change(f"TRUNCATE {table}")
+    finally:
+        await store.database.dispose()
+
+
+@pytest.mark.parametrize("statement", ["UPDATE {t} SET seq = seq + 100", "DELETE FROM {t}"])
+@pytest.mark.parametrize("table", ["audit_records", "audit_checkpoints"])
+async def test_the_store_is_append_only(store: Store, statement: str, table: str) -> None:
+    with pytest.raises((PersistenceError, DBAPIError)):
+        await store.change(statement.format(t=table))
+    async with store.uow() as uow:
+        count = await uow.session.scalar(select(func.count()).select_from(audit_records))
+        signed = await uow.session.scalar(select(func.count()).select_from(audit_checkpoints))
+    assert (count, signed) == (PER_PARTITION * 2, 2)
+
+
+TAMPERING: dict[str, tuple[list[str], str]] = {
+    "modify": (
+        ["UPDATE audit_records SET purpose = 'marketing' WHERE chain_partition = 1 AND seq = 2"],
+        "partition 1 seq 2: MODIFIED",
+    ),
+    "delete": (
+        ["DELETE FROM audit_records WHERE chain_partition = 0 AND seq = 3"],
+        "partition 0 seq 3: DELETED",
+    ),
+    "reorder": (
+        [
+            "UPDATE audit_records SET seq = -4 WHERE chain_partition = 0 AND seq = 4",
+            "UPDATE audit_records SET seq = 4 WHERE chain_partition = 0 AND seq = 5",
+            "UPDATE audit_records SET seq = 5 WHERE chain_partition = 0 AND seq = -4",
+        ],
+        "partition 0 seq 4: REORDERED (was seq 5)\npartition 0 seq 5: REORDERED (was seq 4)",
+    ),
+    "truncate": (
+        ["DELETE FROM audit_records WHERE chain_partition = 1 AND seq > 4"],
+        "partition 1 seq 5: TRUNCATED (chain ends at seq 4, signed up to seq 6)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERING))
+async def test_verify_names_each_tampering(
+    store: Store, store_env: dict[str, str], case: str
+) -> None:
+    statements, expected = TAMPERING[case]
+    await store.tamper(*statements)
+    code, out = await run_verify(store_env)
+    assert code == 1
+    assert [line for line in out.splitlines() if line.startswith("partition")] == (
+        expected.splitlines()
+    )
+
+
+async def test_verify_names_a_bad_signature(store: Store, store_env: dict[str, str]) -> None:
+    # Flip one byte of partition 0's signature.
+    async with store.uow() as uow:
+        signature = await uow.session.scalar(
+            select(audit_checkpoints.c.signature).where(audit_checkpoints.c.chain_partition == 0)
+        )
+    assert signature is not None
+    prefix, encoded = signature.rsplit(":", 1)
+    flipped = ("B" if encoded[0] == "A" else "A") + encoded[1:]
+    await store.tamper(
+        f"UPDATE audit_checkpoints SET signature = '{prefix}:{flipped}' WHERE chain_partition = 0"
+    )
+    code, out = await run_verify(store_env, "--json")
+    report = json.loads(out)
+    assert (code, report["ok"]) == (1, False)
+    assert report["findings"] == [
+        {"partition": 0, "seq": PER_PARTITION, "finding": "BAD SIGNATURE", "detail": ""}
+    ]
+
+
+async def published_checkpoints(suite: Suite) -> list[object]:
+    """When each checkpoint in the outbox reached audit.checkpoints, once all have."""
+    outbox = messaging.outbox
+    query = select(outbox.c.published_at).where(outbox.c.topic == topics.AUDIT_CHECKPOINTS)
+    published: list[object] = []
+    for _ in range(200):
+        async with suite.audit.core.database.sessionmaker() as session:
+            published = list((await session.scalars(query)).all())
+        if published and all(published):
+            break
+        await asyncio.sleep(0.05)
+    return published
+
+
+async def test_events_through_the_suite_verify(
+    suite: Suite, vault_server: VaultServer, audit_credentials: ServiceCredentials
+) -> None:
+    bodies = [access(str(uuid.uuid4())) for _ in range(5)]
+    envelopes = [Envelope.of(b, source="/moment/identity", subject=b.subject_id) for b in bodies]
+    await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, *envelopes, envelopes[0])
+    ids = [e.id for e in envelopes]
+    for _ in range(300):
+        async with suite.audit.core.database.sessionmaker() as session:
+            query = select(audit_records.c.seq).where(audit_records.c.event_id.in_(ids))
+            seqs = list((await session.scalars(query)).all())
+        if len(seqs) == len(ids):
+            break
+        await asyncio.sleep(0.05)
+    assert len(seqs) == len(ids)
+    assert all(seq >= 1 for seq in seqs)
+    checkpointer = getattr(suite.audit, "checkpointer", None)
+    assert checkpointer is not None
+    signed = await checkpointer.run_once(force=True)
+    assert signed
+    published = await published_checkpoints(suite)
+    assert len(published) >= len(signed)
+    assert all(published)
+    env = environment(vault_server, audit_credentials, suite.urls["audit"])
+    code, out = await run_verify(env)
+    assert code == 0, out
+
+
+async def test_verify_names_an_inserted_record(store: Store, store_env: dict[str, str]) -> None:
+    # A forger who knows the algorithm, but not the hash the chain's next record must name.
+    async with store.uow() as uow:
+        row = (
+            (await uow.session.execute(select(audit_records).where(audit_records.c.seq == 6)))
+            .mappings()
+            .first()
+        )
+    assert row is not None
+    forged = {**dict(row), "event_id": "forged", "seq": 7, "prev_hash": "ab" * 32}
+    del forged["id"]
+    content = content_of(forged)
+    forged["record_hash"] = record_hash(
+        content, partition=forged["chain_partition"], seq=7, prev_hash="ab" * 32
+    )
+    await store.tamper(insert(audit_records).values(forged))
+    code, out = await run_verify(store_env)
+    partition = forged["chain_partition"]
+    assert (code, out.splitlines()[0]) == (
+        1,
+        f"partition {partition} seq 7: INSERTED (does not chain to the previous record)",
+    )
+
+
+async def test_verify_names_a_replayed_record(store: Store, store_env: dict[str, str]) -> None:
+    async with store.uow() as uow:
+        row = (
+            (
+                await uow.session.execute(
+                    select(audit_records).where(
+                        audit_records.c.chain_partition == 1, audit_records.c.seq == 2
+                    )
+                )
+            )
+            .mappings()
+            .first()
+        )
+    assert row is not None
+    replayed = {**dict(row), "event_id": "replayed", "seq": 7}
+    del replayed["id"]
+    await store.tamper(insert(audit_records).values(replayed))
+    code, out = await run_verify(store_env)
+    assert (code, out.splitlines()[0]) == (1, "partition 1 seq 7: INSERTED (a copy of seq 2)")
+
+
+async def test_the_running_service_signs_every_n_records(suite: Suite) -> None:
+    subject_id = str(uuid.uuid4())
+    bodies = [access(subject_id) for _ in range(CheckpointConfig().every_records)]
+    envelopes = [Envelope.of(b, source="/moment/identity", subject=subject_id) for b in bodies]
+    await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, *envelopes)
+    last = audit_records.c.event_id == envelopes[-1].id
+    signed_past_it = (
+        select(func.count())
+        .select_from(
+            audit_checkpoints.join(audit_records, audit_records.c.event_id == envelopes[-1].id)
+        )
+        .where(
+            audit_checkpoints.c.chain_partition == audit_records.c.chain_partition,
+            audit_checkpoints.c.seq >= audit_records.c.seq,
+            last,
+        )
+    )
+    count = 0
+    for _ in range(200):
+        async with suite.audit.core.database.sessionmaker() as session:
+            count = int(await session.scalar(signed_past_it) or 0)
+        if count:
+            break
+        await asyncio.sleep(0.05)
+    assert count >= 1
