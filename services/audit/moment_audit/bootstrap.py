@@ -9,6 +9,7 @@ from moment_audit.adapters.checkpoints import Checkpointer
 from moment_audit.adapters.kafka import register_handlers
 from moment_audit.adapters.orm import messaging, metadata
 from moment_audit.config import AuditSettings
+from moment_audit.domain.rules import DetectionEngine
 from moment_runtime.basic import BasicService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -19,13 +20,17 @@ class AuditService(BasicService):
     """Ingest, plus signed checkpoints of the chains when Vault is configured."""
 
     def __init__(self, settings: AuditSettings) -> None:
+        # In memory, per instance: each instance sees the partitions it owns (see DEVELOPERS.md).
+        self.engine = DetectionEngine(settings.rules)
         super().__init__(
             name="audit",
             settings=settings,
             metadata=metadata,
             tables=messaging,
             migrations=MIGRATIONS,
-            register=register_handlers,
+            register=lambda broker, config, uows: register_handlers(
+                broker, config, uows, self.engine
+            ),
         )
         self.checkpointer = (
             None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
+from moment_audit.domain.rules import RulesConfig
 from moment_crypto.config import VaultConfig
 from moment_messaging.config import KafkaConfig
 from moment_persistence.config import DatabaseConfig
@@ -29,4 +30,5 @@ class AuditSettings(ServiceSettings):
     # Signs checkpoints (Transit); without it (dev only) no checkpoint is made and verify says so.
     vault: VaultConfig | None = None
     checkpoints: CheckpointConfig = CheckpointConfig()
+    rules: RulesConfig = RulesConfig()
     telemetry: TelemetryConfig = TelemetryConfig(service_name="audit")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from moment_contracts.base import Contract
 
@@ -31,3 +31,18 @@ class PersonalDataAccessed(Contract):
     # Keyed hash of where a login or recovery attempt came from: lets detection rules group
     # attempts by source without the audit trail holding an IP address.
     source_ref: str | None = Field(default=None, max_length=80)
+
+
+class OcsfEvent(Contract):
+    """One audit record as an OCSF 1.x event (API Activity 6003 or Authentication 3002), for the
+    security team's SIEM. The body is the OCSF object itself; its schema is OCSF's."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    ce_type: ClassVar[str] = "moment.audit.ocsf-event.v1"
+
+    class_uid: int
+    category_uid: int
+    activity_id: int
+    type_uid: int
+    time: int

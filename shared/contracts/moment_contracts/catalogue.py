@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from moment_contracts import audit, audit_chain, identity, principals, profile, recovery, topics
+from moment_contracts import (
+    alerts,
+    audit,
+    audit_chain,
+    identity,
+    principals,
+    profile,
+    recovery,
+    topics,
+)
 from moment_contracts.base import Contract
 
 TOPIC_MESSAGES: dict[str, tuple[type[Contract], ...]] = {
@@ -30,6 +39,8 @@ TOPIC_MESSAGES: dict[str, tuple[type[Contract], ...]] = {
     ),
     topics.AUDIT_EVENTS: (audit.PersonalDataAccessed,),
     topics.AUDIT_CHECKPOINTS: (audit_chain.CheckpointSigned,),
+    topics.AUDIT_OCSF: (audit.OcsfEvent,),
+    topics.AUDIT_ALERTS: (alerts.AlertRaised,),
 }
 
 # What identity answers on a caller's reply topic (besides moment.error.v1).

@@ -12,6 +12,9 @@ CONSENT_COMMANDS = "consent.commands"
 CONSENT_EVENTS = "consent.events"
 AUDIT_EVENTS = "audit.events"
 AUDIT_CHECKPOINTS = "audit.checkpoints"
+# The security team's streams: every record in OCSF for the SIEM, and the detection rules' alerts.
+AUDIT_OCSF = "audit.ocsf"
+AUDIT_ALERTS = "audit.alerts"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ CORE_TOPICS: tuple[TopicSpec, ...] = tuple(
         CONSENT_EVENTS,
         AUDIT_EVENTS,
         AUDIT_CHECKPOINTS,
+        AUDIT_OCSF,
+        AUDIT_ALERTS,
     )
     for name in (base, dlq(base))
 )

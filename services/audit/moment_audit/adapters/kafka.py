@@ -7,6 +7,7 @@ from collections.abc import Callable
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from moment_audit.adapters.orm import metadata
+from moment_audit.domain.rules import DetectionEngine
 from moment_audit.service.ingest import ingest
 from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
@@ -19,7 +20,10 @@ GROUP_ID = "audit"
 
 
 def register_handlers(
-    broker: KafkaBroker, config: KafkaConfig, uow_factory: Callable[[], SqlUnitOfWork]
+    broker: KafkaBroker,
+    config: KafkaConfig,
+    uow_factory: Callable[[], SqlUnitOfWork],
+    engine: DetectionEngine | None = None,
 ) -> None:
     events = subscribe(
         broker,
@@ -34,7 +38,7 @@ def register_handlers(
         """Store an access record once; the offset is committed only after the database commit."""
         record = record_of(msg)
         async with uow_factory() as uow:
-            await ingest(uow, envelope_of(msg), body, record.partition, record.offset)
+            await ingest(uow, envelope_of(msg), body, record.partition, record.offset, engine)
 
 
 __all__ = ["metadata", "register_handlers"]

@@ -39,7 +39,8 @@ from moment_runtime.docs import document, not_at_docs_time
 from moment_settings.loader import load_settings
 
 PUBLICATIONS: dict[str, tuple[type[Contract], ...]] = {
-    topics.AUDIT_CHECKPOINTS: TOPIC_MESSAGES[topics.AUDIT_CHECKPOINTS],
+    topic: TOPIC_MESSAGES[topic]
+    for topic in (topics.AUDIT_CHECKPOINTS, topics.AUDIT_OCSF, topics.AUDIT_ALERTS)
 }
 # verify exits with this when it could not run at all (as opposed to 1: something failed to verify).
 EXIT_CANNOT_VERIFY = 2

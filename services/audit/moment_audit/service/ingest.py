@@ -8,14 +8,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from moment_audit.adapters.orm import messaging
 from moment_audit.adapters.repositories import SqlAuditStore
+from moment_audit.domain.rules import DetectionEngine
+from moment_audit.service.streams import follow_ups
 from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.envelope import Envelope
+from moment_messaging.outbox import add_to_outbox
 from moment_persistence.unit_of_work import SqlUnitOfWork
 
 
 async def ingest(
-    uow: SqlUnitOfWork, envelope: Envelope, event: PersonalDataAccessed, partition: int, offset: int
+    uow: SqlUnitOfWork,
+    envelope: Envelope,
+    event: PersonalDataAccessed,
+    partition: int,
+    offset: int,
+    engine: DetectionEngine | None = None,
 ) -> bool:
     stored = await SqlAuditStore(uow.session).append(
         {
@@ -31,5 +40,7 @@ async def ingest(
         },
         partition,
     )
+    if stored:
+        await add_to_outbox(uow.session, messaging, follow_ups(envelope, event, engine))
     await uow.commit()
     return stored

@@ -1,0 +1,48 @@
+"""What a stored audit record sets off: its OCSF form on audit.ocsf for the SIEM, and whatever
+the detection rules raise on audit.alerts. Both go through the outbox, in the transaction that
+stores the record: neither is published for a record that was not kept, nor lost for one that was.
+"""
+
+from __future__ import annotations
+
+from moment_audit.domain.ocsf import to_ocsf
+from moment_audit.domain.rules import DetectionEngine
+from moment_contracts import topics
+from moment_contracts.alerts import AlertRaised
+from moment_contracts.audit import OcsfEvent, PersonalDataAccessed
+from moment_contracts.envelope import Envelope
+from moment_messaging.outbox import OutboxMessage
+
+SOURCE = "/moment/audit"
+PRODUCT_VERSION = "0.1.0"
+
+
+def ocsf_message(envelope: Envelope, event: PersonalDataAccessed) -> OutboxMessage:
+    ocsf = OcsfEvent.model_validate(
+        to_ocsf(
+            event, source=envelope.source, event_id=envelope.id, product_version=PRODUCT_VERSION
+        )
+    )
+    return OutboxMessage(
+        topics.AUDIT_OCSF, Envelope.of(ocsf, source=SOURCE, subject=event.subject_id)
+    )
+
+
+def alert_messages(alerts: list[AlertRaised]) -> list[OutboxMessage]:
+    return [
+        OutboxMessage(
+            topics.AUDIT_ALERTS,
+            # The alert id is deterministic, so a replay raises the same event id: consumers dedupe.
+            Envelope.of(alert, source=SOURCE, subject=alert.subject_id, id=alert.alert_id),
+        )
+        for alert in alerts
+    ]
+
+
+def follow_ups(
+    envelope: Envelope, event: PersonalDataAccessed, engine: DetectionEngine | None
+) -> list[OutboxMessage]:
+    messages = [ocsf_message(envelope, event)]
+    if engine is not None:
+        messages.extend(alert_messages(engine.observe(event)))
+    return messages
