@@ -8,10 +8,12 @@ import uuid
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import inspect, text
 
 from moment_client.errors import ServiceError
 from moment_client.identity import IdentityClient
 from moment_contracts.identity import RegistrationFields
+from moment_persistence.database import Database
 from tests.support.kafka import read_topic
 from tests.support.suite import Suite
 
@@ -86,3 +88,22 @@ async def test_no_canary_anywhere(
     assert caplog.records
     for value in canaries():
         assert value not in caplog.text
+    for name, database in (
+        ("identity", suite.identity.core.database),
+        ("audit", suite.audit.core.database),
+    ):
+        dump = await database_dump(database)
+        for value in canaries():
+            assert value.encode() not in dump, f"a planted value is readable in {name}'s database"
+
+
+async def database_dump(database: Database) -> bytes:
+    """Every row of every table, as bytes: what a stolen database would show."""
+    chunks: list[bytes] = []
+    async with database.engine.connect() as connection:
+        names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+        for name in names:
+            rows = (await connection.execute(text(f'SELECT * FROM "{name}"'))).all()
+            for row in rows:
+                chunks.extend(v if isinstance(v, bytes) else str(v).encode() for v in row)
+    return b"\n".join(chunks)
