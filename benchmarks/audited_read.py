@@ -27,7 +27,7 @@ from benchmarks.measure import (
     Operation,
     interleaved_latencies_ms,
     interleaved_throughput,
-    percentile,
+    rate_and_latency_figures,
     throughput,
 )
 from benchmarks.raw_kafka import RawEcho
@@ -136,15 +136,9 @@ async def _measure(ctx: BenchContext, named: dict[str, Operation]) -> Figures:
         operations, count=scale.read_latency_samples, budget_s=scale.budget_s
     )
     figures: Figures = {"read_concurrency": scale.read_concurrency}
-    for name, rate, ms in zip(named, rates, samples, strict=True):
-        if rate.done < scale.reads:
-            ctx.notes.append(f"{name}: time budget reached after {rate.done} operations")
-        figures |= {
-            f"{name}_per_s": rate.per_s,
-            f"{name}_p50_ms": percentile(ms, 50),
-            f"{name}_p99_ms": percentile(ms, 99),
-        }
-    return figures
+    return figures | rate_and_latency_figures(
+        named, rates, samples, expected=scale.reads, notes=ctx.notes
+    )
 
 
 @benchmark(

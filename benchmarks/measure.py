@@ -15,7 +15,7 @@ import asyncio
 import math
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 Operation = Callable[[int], Awaitable[object]]
@@ -139,3 +139,25 @@ def rounded(value: float, digits: int = 3) -> float:
     if value == 0 or not math.isfinite(value):
         return value
     return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def rate_and_latency_figures(
+    names: Iterable[str],
+    rates: Sequence[Throughput],
+    samples: Sequence[list[float]],
+    *,
+    expected: int,
+    notes: list[str],
+) -> dict[str, float]:
+    """`<name>_per_s`, `_p50_ms` and `_p99_ms` for each measured side, noting any that ran out
+    of time before doing all `expected` operations (its figure then covers fewer)."""
+    figures: dict[str, float] = {}
+    for name, rate, ms in zip(names, rates, samples, strict=True):
+        if rate.done < expected:
+            notes.append(f"{name}: time budget reached after {rate.done} operations")
+        figures |= {
+            f"{name}_per_s": rate.per_s,
+            f"{name}_p50_ms": percentile(ms, 50),
+            f"{name}_p99_ms": percentile(ms, 99),
+        }
+    return figures

@@ -16,7 +16,7 @@ from benchmarks.measure import (
     Operation,
     interleaved_latencies_ms,
     interleaved_throughput,
-    percentile,
+    rate_and_latency_figures,
 )
 from benchmarks.raw_kafka import RawEcho
 from benchmarks.registry import Comparison, Figures, Goal, benchmark
@@ -60,16 +60,9 @@ async def _measure(ctx: BenchContext, named: dict[str, Operation]) -> Figures:
     samples = await interleaved_latencies_ms(
         operations, count=scale.latency_samples, budget_s=scale.budget_s
     )
-    figures: Figures = {}
-    for name, rate, ms in zip(named, rates, samples, strict=True):
-        if rate.done < scale.roundtrips:
-            ctx.notes.append(f"{name}: time budget reached after {rate.done} round trips")
-        figures |= {
-            f"{name}_per_s": rate.per_s,
-            f"{name}_p50_ms": percentile(ms, 50),
-            f"{name}_p99_ms": percentile(ms, 99),
-        }
-    return figures
+    return dict(
+        rate_and_latency_figures(named, rates, samples, expected=scale.roundtrips, notes=ctx.notes)
+    )
 
 
 @benchmark(
