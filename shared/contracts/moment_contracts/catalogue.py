@@ -6,6 +6,7 @@ from moment_contracts import (
     alerts,
     audit,
     audit_chain,
+    audit_queries,
     identity,
     principals,
     profile,
@@ -41,6 +42,7 @@ TOPIC_MESSAGES: dict[str, tuple[type[Contract], ...]] = {
     topics.AUDIT_CHECKPOINTS: (audit_chain.CheckpointSigned,),
     topics.AUDIT_OCSF: (audit.OcsfEvent,),
     topics.AUDIT_ALERTS: (alerts.AlertRaised,),
+    topics.AUDIT_COMMANDS: (audit_queries.SearchAccess,),
 }
 
 # What identity answers on a caller's reply topic (besides moment.error.v1).
@@ -58,3 +60,6 @@ IDENTITY_REPLIES: tuple[type[Contract], ...] = (
     profile.PersonalDataExport,
     profile.ErasureCompleted,
 )
+
+# What audit answers on a caller's reply topic (besides moment.error.v1).
+AUDIT_REPLIES: tuple[type[Contract], ...] = (audit_queries.AccessHistory,)

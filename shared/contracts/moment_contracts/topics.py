@@ -11,6 +11,8 @@ IDENTITY_EVENTS = "identity.events"
 CONSENT_COMMANDS = "consent.commands"
 CONSENT_EVENTS = "consent.events"
 AUDIT_EVENTS = "audit.events"
+# Queries of the audit trail (request/reply); requests carry a bearer token: ACL-restrict writers.
+AUDIT_COMMANDS = "audit.commands"
 AUDIT_CHECKPOINTS = "audit.checkpoints"
 # The security team's streams: every record in OCSF for the SIEM, and the detection rules' alerts.
 AUDIT_OCSF = "audit.ocsf"
@@ -45,6 +47,7 @@ CORE_TOPICS: tuple[TopicSpec, ...] = tuple(
         AUDIT_CHECKPOINTS,
         AUDIT_OCSF,
         AUDIT_ALERTS,
+        AUDIT_COMMANDS,
     )
     for name in (base, dlq(base))
 )

@@ -9,8 +9,10 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from moment_audit.adapters.orm import metadata
 from moment_audit.domain.rules import DetectionEngine
 from moment_audit.service.ingest import ingest
+from moment_audit.service.queries import AccessQueryHandler
 from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
+from moment_contracts.audit_queries import SearchAccess
 from moment_contracts.catalogue import TOPIC_MESSAGES
 from moment_messaging.config import KafkaConfig
 from moment_messaging.runtime import envelope_of, of_type, record_of, subscribe
@@ -24,7 +26,9 @@ def register_handlers(
     config: KafkaConfig,
     uow_factory: Callable[[], SqlUnitOfWork],
     engine: DetectionEngine | None = None,
+    queries: Callable[[], AccessQueryHandler] | None = None,
 ) -> None:
+    """`queries` is called per request, so the broker can be built (and documented) first."""
     events = subscribe(
         broker,
         topics.AUDIT_EVENTS,
@@ -40,5 +44,25 @@ def register_handlers(
         async with uow_factory() as uow:
             await ingest(uow, envelope_of(msg), body, record.partition, record.offset, engine)
 
+    if queries is not None:
+        register_queries(broker, config, queries)
 
-__all__ = ["metadata", "register_handlers"]
+
+def register_queries(
+    broker: KafkaBroker, config: KafkaConfig, queries: Callable[[], AccessQueryHandler]
+) -> None:
+    commands = subscribe(
+        broker,
+        topics.AUDIT_COMMANDS,
+        group_id=GROUP_ID,
+        accepts=TOPIC_MESSAGES[topics.AUDIT_COMMANDS],
+        config=config,
+    )
+
+    @commands(filter=of_type(SearchAccess))
+    async def on_search_access(body: SearchAccess, msg: KafkaMessage) -> None:
+        """Who accessed whose data, when and why, newest first; the caller's token is verified."""
+        await queries().search_access(envelope_of(msg), body)
+
+
+__all__ = ["metadata", "register_handlers", "register_queries"]

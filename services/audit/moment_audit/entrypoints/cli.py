@@ -1,16 +1,19 @@
-"""`moment-audit run | migrate | asyncapi | verify`."""
+"""`moment-audit run | migrate | asyncapi | verify | search | tail`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
 from sqlalchemy import func, select
 
 from moment_audit.adapters.checkpoints import SqlCheckpointStore
@@ -20,6 +23,7 @@ from moment_audit.adapters.repositories import SqlAuditStore
 from moment_audit.bootstrap import MIGRATIONS, build
 from moment_audit.config import AuditSettings
 from moment_audit.domain.chain import checkpoint_payload
+from moment_audit.service.queries import AccessQuery, entries_after, search
 from moment_audit.service.verify import (
     ChainVerifier,
     Checkpoint,
@@ -28,8 +32,10 @@ from moment_audit.service.verify import (
     offline_signature_check,
 )
 from moment_contracts import topics
+from moment_contracts.audit_queries import MAX_LIMIT, AccessEntry, AccessHistory
 from moment_contracts.base import Contract
-from moment_contracts.catalogue import TOPIC_MESSAGES
+from moment_contracts.catalogue import AUDIT_REPLIES, TOPIC_MESSAGES
+from moment_contracts.errors import ErrorReply
 from moment_crypto.errors import CryptoError, VaultPermissionDenied
 from moment_crypto.vault import VaultClient
 from moment_persistence.database import Database
@@ -41,13 +47,19 @@ from moment_settings.loader import load_settings
 PUBLICATIONS: dict[str, tuple[type[Contract], ...]] = {
     topic: TOPIC_MESSAGES[topic]
     for topic in (topics.AUDIT_CHECKPOINTS, topics.AUDIT_OCSF, topics.AUDIT_ALERTS)
-}
+} | {"replies.{instance}": (*AUDIT_REPLIES, ErrorReply)}
 # verify exits with this when it could not run at all (as opposed to 1: something failed to verify).
 EXIT_CANNOT_VERIFY = 2
+# How often `tail --follow` looks for new records.
+TAIL_POLL_S = 0.5
 
 
 def asyncapi() -> str:
-    return document("audit", lambda b, c: register_handlers(b, c, not_at_docs_time), PUBLICATIONS)
+    return document(
+        "audit",
+        lambda b, c: register_handlers(b, c, not_at_docs_time, queries=not_at_docs_time),
+        PUBLICATIONS,
+    )
 
 
 app = service_cli("audit", AuditSettings, build, MIGRATIONS, asyncapi)
@@ -135,6 +147,138 @@ def verify(
         verdict = "verified" if report.ok else f"{len(report.findings)} findings"
         typer.echo(f"{report.records} records, {report.checkpoints} checkpoints: {verdict}")
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _instant(text: str | None) -> datetime | None:
+    """ISO 8601; a time without an offset is taken as UTC."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _table(entries: list[AccessEntry], title: str) -> Table:
+    table = Table(title=title)
+    for heading in ("when (UTC)", "action", "actor", "role", "subject"):
+        table.add_column(heading, no_wrap=True)
+    table.add_column("fields")
+    table.add_column("purpose", no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    for e in entries:
+        table.add_row(
+            e.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            e.action,
+            e.actor_id,
+            e.actor_role,
+            e.subject_id,
+            ", ".join(e.fields),
+            e.purpose or "-",
+            e.outcome,
+        )
+    return table
+
+
+async def _search(settings: AuditSettings, query: AccessQuery) -> list[AccessEntry]:
+    database = Database(settings.database)
+    try:
+        async with database.sessionmaker() as session:
+            return await search(session, query)
+    finally:
+        await database.dispose()
+
+
+def _show(entries: list[AccessEntry], as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(AccessHistory(entries=tuple(entries)).model_dump_json())
+    else:
+        Console().print(_table(entries, title))
+
+
+@app.command("search")
+def search_command(
+    subject: Annotated[str | None, typer.Option(help="Pseudonymous subject id.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Actor id (staff, service, customer).")] = None,
+    purpose: Annotated[str | None, typer.Option(help="Declared purpose of the access.")] = None,
+    outcome: Annotated[str | None, typer.Option(help="success, denied or failure.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="ISO 8601, inclusive; UTC if no offset.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="ISO 8601, inclusive; UTC if no offset.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Who accessed whose data, when and why: newest first, every given filter must match."""
+    query = AccessQuery(subject, actor, purpose, outcome, _instant(since), _instant(until), limit)
+    settings = load_settings(AuditSettings)
+    try:
+        entries = asyncio.run(_search(settings, query))
+    except PersistenceError as exc:
+        typer.echo(f"moment-audit search: {exc}", err=True)
+        raise typer.Exit(EXIT_CANNOT_VERIFY) from None
+    _show(entries, as_json, f"{len(entries)} accesses, newest first")
+
+
+async def _tail(
+    settings: AuditSettings,
+    limit: int,
+    follow: bool,
+    on_entries: Callable[[list[AccessEntry]], None],
+) -> None:
+    """The latest `limit` records, oldest first; then, following, each new record as it lands."""
+    database = Database(settings.database)
+    try:
+        async with database.sessionmaker() as session:
+            latest = await search(session, AccessQuery(limit=limit))
+            last_id = await session.scalar(select(func.max(audit_records.c.id))) or 0
+        on_entries(list(reversed(latest)))
+        while follow:
+            await asyncio.sleep(TAIL_POLL_S)
+            async with database.sessionmaker() as session:
+                found = await entries_after(session, int(last_id))
+            if found:
+                last_id = found[-1][0]
+                on_entries([entry for _, entry in found])
+    finally:
+        await database.dispose()
+
+
+@app.command()
+def tail(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=MAX_LIMIT)] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new records.")
+    ] = False,
+    seconds: Annotated[
+        float | None, typer.Option("--for", help="Stop following after this many seconds.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The latest records, oldest first; with --follow, new ones as they land (Ctrl-C stops)."""
+    settings = load_settings(AuditSettings)
+    console = Console()
+
+    def on_entries(entries: list[AccessEntry]) -> None:
+        if as_json:
+            for entry in entries:
+                typer.echo(entry.model_dump_json())
+        elif entries:
+            console.print(_table(entries, time.strftime("%H:%M:%S")))
+
+    async def run() -> None:
+        await asyncio.wait_for(_tail(settings, limit, follow, on_entries), seconds)
+
+    try:
+        asyncio.run(run())
+    except (TimeoutError, KeyboardInterrupt):
+        pass
+    except PersistenceError as exc:
+        typer.echo(f"moment-audit tail: {exc}", err=True)
+        raise typer.Exit(EXIT_CANNOT_VERIFY) from None
 
 
 def main() -> None:
