@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from benchmarks.audit import audit, audit_e2e
 from benchmarks.audited_read import audited_read, read_vault_calls
 from benchmarks.keyring import key_reads
 from benchmarks.login import login
@@ -20,6 +21,8 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     login,
     audited_read,
     read_vault_calls,
+    audit,
+    audit_e2e,
 )
 
 

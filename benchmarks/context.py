@@ -56,6 +56,8 @@ class Scale:
     read_concurrency: int = 8
     read_latency_samples: int = 200
     vault_reads: int = 1_000
+    # Audit events ingested per side; the chained ones are then verified.
+    audit_records: int = 2_000
     budget_s: float = 25.0
 
     @classmethod
@@ -78,6 +80,7 @@ class Scale:
             read_concurrency=2,
             read_latency_samples=6,
             vault_reads=12,
+            audit_records=30,
             budget_s=10.0,
         )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.audit import audit, audit_e2e
 from benchmarks.audited_read import audited_read, read_vault_calls
 from benchmarks.context import BenchContext, Scale
 from benchmarks.keyring import key_reads
@@ -131,3 +132,42 @@ async def test_identity_benchmarks_report_their_figures_and_goals(
         "audited_read_ratio_to_raw_kafka",
         "vault_calls_per_1000_reads",
     }
+
+
+async def test_audit_benchmarks_report_their_figures_and_goals(
+    private_broker: ManagedProcess,
+    vault_config_factory: Callable[[str], VaultConfig],
+    postgres_database_factory: PostgresDatabases,
+) -> None:
+    kafka = KafkaConfig(bootstrap_servers=f"127.0.0.1:{private_broker.port}", client_id="bench")
+    await ensure_topics(kafka, CORE_TOPICS)
+    benches = (audit, audit_e2e)
+    scale = Scale.quick()
+    async with AsyncExitStack() as stack:
+        ctx = BenchContext(
+            kafka=kafka,
+            vault=vault_config_factory,
+            databases=postgres_database_factory,
+            scale=scale,
+            stack=stack,
+        )
+        result = await run_benchmarks(benches, ctx)
+
+    assert result.errors == {}
+    figures = result.figures
+    measured = (
+        "audit_ingest_per_s",
+        "raw_ingest_per_s",
+        "audit_ingest_ratio_to_raw",
+        "verify_records_per_s",
+        "raw_sha256_per_s",
+        "verify_ratio_to_raw_sha256",
+        "audit_e2e_p50_ms",
+        "audit_e2e_p99_ms",
+        "audit_e2e_reads",
+    )
+    for name in measured:
+        assert figures[name] > 0, name
+    assert not [n for n in ctx.notes if "did not verify" in n], "the benchmark's chain verifies"
+    report = build_report(benches, result, scale, ctx.notes)
+    assert set(report["goals"]) == {"audit_ingest_ratio_to_raw", "verify_records_per_s"}
