@@ -31,6 +31,9 @@ class PersonalDataAccessed(Contract):
     # Keyed hash of where a login or recovery attempt came from: lets detection rules group
     # attempts by source without the audit trail holding an IP address.
     source_ref: str | None = Field(default=None, max_length=80)
+    # Per producer (the CloudEvents source), 1, 2, 3... with no holes: audit alerts on a number
+    # that never arrives or arrives twice. None from producers that do not stamp one.
+    producer_seq: int | None = Field(default=None, ge=1)
 
 
 class OcsfEvent(Contract):

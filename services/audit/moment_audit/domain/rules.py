@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from moment_audit.domain.gaps import GapTracker
 from moment_contracts.alerts import AlertRaised, Severity
 from moment_contracts.audit import PersonalDataAccessed
 
@@ -54,6 +55,7 @@ class RulesConfig(BaseModel):
     recovery_source_failures: int = Field(default=10, ge=1)
     recovery_window_s: int = Field(default=3600, ge=1)
     gap_window_s: int = Field(default=300, ge=1, description="the same gap re-noted is one alert")
+    gap_grace_s: float = Field(default=60, ge=0, description="how long a missing seq may be late")
     max_keys: int = Field(default=10_000, ge=1, description="keys per tracker")
     max_erased_subjects: int = Field(default=1_000_000, ge=1)
 
@@ -216,6 +218,7 @@ class DetectionEngine:
         self._recovery_subject = _Threshold(c.recovery_subject_failures, c.recovery_window_s, keys)
         self._recovery_source = _Threshold(c.recovery_source_failures, c.recovery_window_s, keys)
         self._gaps = _Once(c.gap_window_s, keys)
+        self.gap_tracker = GapTracker(c.gap_grace_s, keys)
         self._latest: datetime | None = None
         # Unique tokens for "every record counts" windows, where no natural id distinguishes them.
         self._tokens = count()
@@ -268,7 +271,8 @@ class DetectionEngine:
 
     def state_size(self) -> int:
         """Entries held across every tracker: what the memory bound is about."""
-        return len(self._erased) + sum(part.size() for part in self._parts())
+        parts = sum(part.size() for part in self._parts())
+        return len(self._erased) + parts + self.gap_tracker.size()
 
     def _check_mass_read(self, event: PersonalDataAccessed, at: datetime) -> list[AlertRaised]:
         # An export is a read too, and usually a bigger one.

@@ -30,7 +30,8 @@ async def ingest(
         {
             "source": envelope.source,
             "event_id": envelope.id,
-            **event.model_dump(exclude={"fields"}),
+            # The producer's sequence is checked in flight (domain/gaps.py), not kept in the chain.
+            **event.model_dump(exclude={"fields", "producer_seq"}),
             "fields": list(event.fields),
             # SQLite keeps no offset: store UTC so the hashed instant reads back the same.
             "occurred_at": event.occurred_at.astimezone(UTC),

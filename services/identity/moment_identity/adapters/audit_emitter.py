@@ -35,7 +35,11 @@ class BrokerAckAudit:
     def __init__(self, producer: ResilientProducer) -> None:
         self._producer = producer
 
-    async def emit(self, uow: IdentityUnitOfWork, event: PersonalDataAccessed) -> None:  # noqa: ARG002
+    async def emit(self, uow: IdentityUnitOfWork, event: PersonalDataAccessed) -> None:
+        # The number is taken in the read's transaction: if that rolls back after the broker
+        # acknowledged, the number is reused and audit reports a repeat (an access was recorded
+        # that then did not complete), which errs on the loud side.
+        event = await uow.stamp(event)
         envelope = Envelope.of(
             event, source=SOURCE, subject=event.subject_id, extra=current_trace_headers()
         )

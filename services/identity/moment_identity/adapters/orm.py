@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -112,4 +113,13 @@ erasures = Table(
     Column("subject_id", String(36), primary_key=True),
     Column("erased_at", DateTime(timezone=True), nullable=False),
     Column("request_id", String(128), nullable=True),
+)
+
+# The last sequence number stamped on this producer's audit events. Taken in the transaction
+# that writes the event, so a rollback hands the number back instead of leaving a hole.
+producer_sequences = Table(
+    "producer_sequences",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )

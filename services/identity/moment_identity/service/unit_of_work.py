@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from moment_contracts import topics
@@ -11,11 +12,17 @@ from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope
 from moment_identity.adapters.orm import messaging, metadata
 from moment_identity.adapters.repositories import SqlUserRepository
+from moment_identity.adapters.sequences import take_sequence
 from moment_messaging.outbox import OutboxMessage, add_to_outbox
 from moment_persistence.unit_of_work import SessionSource, SqlUnitOfWork
 from moment_telemetry.tracing import current_traceparent, trace_id_of
 
 SOURCE = "/moment/identity"
+
+
+@dataclass(frozen=True)
+class _PendingAudit:
+    event: PersonalDataAccessed
 
 
 class IdentityUnitOfWork(SqlUnitOfWork):
@@ -31,10 +38,27 @@ class IdentityUnitOfWork(SqlUnitOfWork):
         self.collect(OutboxMessage(topic, Envelope.of(body, source=SOURCE, subject=subject)))
 
     def audit(self, event: PersonalDataAccessed) -> None:
-        self.publish(topics.AUDIT_EVENTS, event, event.subject_id)
+        # Numbered at commit, all at once: one counter update per transaction, not per event.
+        self.collect(_PendingAudit(event))
+
+    async def stamp(self, event: PersonalDataAccessed) -> PersonalDataAccessed:
+        """The event with the producer's next sequence number, taken in this transaction."""
+        seq = await take_sequence(self.session, SOURCE)
+        return event.model_copy(update={"producer_seq": seq})
 
     async def _before_commit(self) -> None:
-        messages = [e for e in self.pending_events if isinstance(e, OutboxMessage)]
+        pending = self.pending_events
+        audits = sum(isinstance(e, _PendingAudit) for e in pending)
+        seq = await take_sequence(self.session, SOURCE, audits) if audits else 0
+        messages: list[OutboxMessage] = []
+        for item in pending:
+            if isinstance(item, _PendingAudit):
+                event = item.event.model_copy(update={"producer_seq": seq})
+                seq += 1
+                envelope = Envelope.of(event, source=SOURCE, subject=event.subject_id)
+                messages.append(OutboxMessage(topics.AUDIT_EVENTS, envelope))
+            elif isinstance(item, OutboxMessage):
+                messages.append(item)
         await add_to_outbox(self.session, messaging, messages)
 
     async def commit(self) -> None:
