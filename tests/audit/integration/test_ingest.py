@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from moment_audit.adapters.orm import audit_records
 from moment_contracts import topics
-from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.envelope import Envelope
+from tests.support.audit_events import access
 from tests.support.produce import publish
 from tests.support.suite import Suite
-
-
-def access(subject_id: str) -> PersonalDataAccessed:
-    return PersonalDataAccessed(
-        action="read",
-        actor_id="staff-1",
-        actor_role="support-operator",
-        subject_id=subject_id,
-        fields=("email",),
-        purpose="user-dealings",
-        outcome="success",
-        occurred_at=datetime.now(UTC),
-    )
 
 
 async def _stored(suite: Suite, subject_id: str) -> list[dict[str, object]]:

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -39,7 +38,6 @@ from moment_audit.service.verify import (
     offline_signature_check,
 )
 from moment_contracts import topics
-from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.envelope import Envelope
 from moment_contracts.topics import CORE_TOPICS
 from moment_crypto import VaultClient, VaultConfig
@@ -47,6 +45,7 @@ from moment_crypto.errors import VaultPermissionDenied
 from moment_devstack.processes import LOOPBACK, ManagedProcess, tansu
 from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
+from tests.support.audit_events import access
 from tests.support.postgres import PostgresDatabases
 
 pytestmark = pytest.mark.slow
@@ -140,19 +139,6 @@ def audit_environment(kafka: str, database_url: str, vault: VaultConfig) -> dict
         inherited
         | {"PYTHONUNBUFFERED": "1"}
         | {f"MOMENT_AUDIT_{k}": v for k, v in settings.items()}
-    )
-
-
-def access(subject_id: str) -> PersonalDataAccessed:
-    return PersonalDataAccessed(
-        action="read",
-        actor_id="staff-1",
-        actor_role="support-operator",
-        subject_id=subject_id,
-        fields=("email",),
-        purpose="user-dealings",
-        outcome="success",
-        occurred_at=datetime.now(UTC),
     )
 
 

@@ -5,32 +5,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 
 from moment_contracts import topics
-from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.envelope import Envelope
+from tests.support.audit_events import access
 from tests.support.kafka import header, read_topic
 from tests.support.produce import publish
 from tests.support.suite import Suite
 
 
-def access(subject_id: str, outcome: str = "success") -> PersonalDataAccessed:
-    return PersonalDataAccessed(
-        action="read",
-        actor_id="staff-streams",
-        actor_role="support-operator",
-        subject_id=subject_id,
-        fields=("email",),
-        purpose="user-dealings",
-        outcome=outcome,  # type: ignore[arg-type]
-        occurred_at=datetime.now(UTC),
-    )
-
-
 async def test_each_record_is_published_in_ocsf(suite: Suite) -> None:
     subject_id = str(uuid.uuid4())
-    event = Envelope.of(access(subject_id), source="/moment/identity", subject=subject_id)
+    event = Envelope.of(
+        access(subject_id, actor_id="staff-streams"), source="/moment/identity", subject=subject_id
+    )
     await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, event, event)
     records = await read_topic(
         suite.kafka.bootstrap_servers,
@@ -46,7 +34,11 @@ async def test_each_record_is_published_in_ocsf(suite: Suite) -> None:
 
 async def test_a_denied_access_raises_an_alert(suite: Suite) -> None:
     subject_id = str(uuid.uuid4())
-    event = Envelope.of(access(subject_id, "denied"), source="/moment/identity", subject=subject_id)
+    event = Envelope.of(
+        access(subject_id, "denied", actor_id="staff-streams"),
+        source="/moment/identity",
+        subject=subject_id,
+    )
     await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, event)
     alerts = await read_topic(
         suite.kafka.bootstrap_servers,
