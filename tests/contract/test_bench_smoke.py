@@ -16,14 +16,30 @@ from benchmarks.keyring import key_reads
 from benchmarks.login import login
 from benchmarks.measure import interleaved_throughput
 from benchmarks.outbox import outbox_write
+from benchmarks.registry import Benchmark
 from benchmarks.report import build_report, write_report
-from benchmarks.runner import run_benchmarks
+from benchmarks.runner import RunResult, run_benchmarks
 from moment_contracts.topics import CORE_TOPICS
 from moment_crypto.config import VaultConfig
 from moment_devstack.processes import ManagedProcess, tansu
 from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
 from tests.support.postgres import PostgresDatabases
+
+
+async def run_quick(
+    benches: tuple[Benchmark, ...],
+    scale: Scale,
+    broker: ManagedProcess,
+    vault: Callable[[str], VaultConfig],
+    databases: PostgresDatabases,
+) -> tuple[RunResult, BenchContext]:
+    """Run `benches` at `scale` on the module's private broker, as `make bench` would."""
+    kafka = KafkaConfig(bootstrap_servers=f"127.0.0.1:{broker.port}", client_id="bench")
+    await ensure_topics(kafka, CORE_TOPICS)
+    async with AsyncExitStack() as stack:
+        ctx = BenchContext(kafka=kafka, vault=vault, databases=databases, scale=scale, stack=stack)
+        return await run_benchmarks(benches, ctx), ctx
 
 
 async def test_runner_reports_figures_ratios_and_goals(
@@ -91,19 +107,11 @@ async def test_identity_benchmarks_report_their_figures_and_goals(
     vault_config_factory: Callable[[str], VaultConfig],
     postgres_database_factory: PostgresDatabases,
 ) -> None:
-    kafka = KafkaConfig(bootstrap_servers=f"127.0.0.1:{private_broker.port}", client_id="bench")
-    await ensure_topics(kafka, CORE_TOPICS)
     benches = (login, audited_read, read_vault_calls)
     scale = Scale.quick()
-    async with AsyncExitStack() as stack:
-        ctx = BenchContext(
-            kafka=kafka,
-            vault=vault_config_factory,
-            databases=postgres_database_factory,
-            scale=scale,
-            stack=stack,
-        )
-        result = await run_benchmarks(benches, ctx)
+    result, ctx = await run_quick(
+        benches, scale, private_broker, vault_config_factory, postgres_database_factory
+    )
 
     assert result.errors == {}
     figures = result.figures
@@ -139,19 +147,11 @@ async def test_audit_benchmarks_report_their_figures_and_goals(
     vault_config_factory: Callable[[str], VaultConfig],
     postgres_database_factory: PostgresDatabases,
 ) -> None:
-    kafka = KafkaConfig(bootstrap_servers=f"127.0.0.1:{private_broker.port}", client_id="bench")
-    await ensure_topics(kafka, CORE_TOPICS)
     benches = (audit, audit_e2e)
     scale = Scale.quick()
-    async with AsyncExitStack() as stack:
-        ctx = BenchContext(
-            kafka=kafka,
-            vault=vault_config_factory,
-            databases=postgres_database_factory,
-            scale=scale,
-            stack=stack,
-        )
-        result = await run_benchmarks(benches, ctx)
+    result, ctx = await run_quick(
+        benches, scale, private_broker, vault_config_factory, postgres_database_factory
+    )
 
     assert result.errors == {}
     figures = result.figures
