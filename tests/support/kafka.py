@@ -24,6 +24,18 @@ def kafka_broker(run_dir: Path) -> Iterator[ManagedProcess]:
     broker.stop()
 
 
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[ManagedProcess]:
+    """A Tansu of the test's own, for a service that must not share consumer group "audit" (or
+    any other) with the session's in-process suite."""
+    broker = tansu(tmp_path)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 @pytest.fixture(scope="session")
 def kafka_config(kafka_broker: ManagedProcess) -> KafkaConfig:
     return KafkaConfig(bootstrap_servers=f"127.0.0.1:{kafka_broker.port}", handler_retries=2)

@@ -23,6 +23,7 @@ from moment_audit.adapters.repositories import SqlAuditStore
 from moment_audit.bootstrap import MIGRATIONS, build
 from moment_audit.config import AuditSettings
 from moment_audit.domain.chain import checkpoint_payload
+from moment_audit.entrypoints.roles import db_roles
 from moment_audit.service.queries import AccessQuery, entries_after, search
 from moment_audit.service.verify import (
     ChainVerifier,
@@ -63,6 +64,7 @@ def asyncapi() -> str:
 
 
 app = service_cli("audit", AuditSettings, build, MIGRATIONS, asyncapi)
+app.command("db-roles")(db_roles)
 
 
 class NoSignatureCheck(Exception):
