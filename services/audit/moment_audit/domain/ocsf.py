@@ -21,10 +21,17 @@ RECOVERY_ACTIVITY_NAME: Final = "Password recovery"
 API_ACTIVITY_CLASS: Final = 6003
 AUTHENTICATION_CLASS: Final = 3002
 OTHER_ACTIVITY: Final = 99
+OTHER_CAPTION: Final = "Other"
+# OCSF puts resources' data_classifications in this profile, so an event carrying them declares it.
+DATA_CLASSIFICATION_PROFILE: Final = "data_classification"
 
 _CLASSES: Final = {
     API_ACTIVITY_CLASS: ("API Activity", 6, "Application Activity"),
     AUTHENTICATION_CLASS: ("Authentication", 3, "Identity & Access Management"),
+}
+_PROFILES: Final[dict[int, tuple[str, ...]]] = {
+    API_ACTIVITY_CLASS: (DATA_CLASSIFICATION_PROFILE,),
+    AUTHENTICATION_CLASS: (),
 }
 # Export reads data out, so OCSF sees a read; api.operation keeps the "export" for analysts.
 _API_ACTIVITIES: Final = {
@@ -34,7 +41,8 @@ _API_ACTIVITIES: Final = {
     "write": (3, "Update"),
     "erase": (4, "Delete"),
 }
-# OCSF's Authentication enum has no recovery activity; 99 "Other" with a name is its escape hatch.
+# OCSF's Authentication enum has no recovery activity; 99 "Other" with a name is its escape hatch
+# (activity_name carries the name, type_name stays the type_uid's own caption, "...: Other").
 _AUTH_ACTIVITIES: Final = {
     "login": (1, "Logon"),
     "recovery": (OTHER_ACTIVITY, RECOVERY_ACTIVITY_NAME),
@@ -89,10 +97,10 @@ def to_ocsf(
         "activity_id": activity_id,
         "activity_name": activity_name,
         "type_uid": class_uid * 100 + activity_id,
-        "type_name": f"{class_name}: {activity_name}",
+        "type_name": _type_name(class_name, activity_id, activity_name),
         "time": epoch_ms(event.occurred_at),
         **_outcome(event),
-        "metadata": _metadata(event, event_id, product_version),
+        "metadata": _metadata(event, event_id, product_version, _PROFILES[class_uid]),
         "actor": _actor(event),
         **specific,
         "unmapped": _unmapped(event),
@@ -110,6 +118,11 @@ def service_name(source: str) -> str:
     return source.rstrip("/").rsplit("/", 1)[-1] or source
 
 
+def _type_name(class_name: str, activity_id: int, activity_name: str) -> str:
+    caption = OTHER_CAPTION if activity_id == OTHER_ACTIVITY else activity_name
+    return f"{class_name}: {caption}"
+
+
 def _outcome(event: PersonalDataAccessed) -> dict[str, Any]:
     severity_id, severity = _SEVERITY[event.outcome]
     status_id, status = _STATUS[event.outcome]
@@ -125,12 +138,16 @@ def _outcome(event: PersonalDataAccessed) -> dict[str, Any]:
     return fields
 
 
-def _metadata(event: PersonalDataAccessed, event_id: str, product_version: str) -> dict[str, Any]:
+def _metadata(
+    event: PersonalDataAccessed, event_id: str, product_version: str, profiles: tuple[str, ...]
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "version": OCSF_VERSION,
         "product": {"name": PRODUCT_NAME, "vendor_name": VENDOR_NAME, "version": product_version},
         "uid": event_id,
     }
+    if profiles:
+        metadata["profiles"] = list(profiles)
     if event.request_id is not None:
         metadata["correlation_uid"] = event.request_id
     return metadata
@@ -184,8 +201,8 @@ def _endpoint(event: PersonalDataAccessed, *, service: str | None = None) -> dic
     # without the SIEM ever holding the address itself.
     endpoint: dict[str, Any] = {}
     if service is not None:
-        # svc_name alone satisfies the schema's constraint, but some compilers (ocsf-lib 0.10)
-        # only accept name or uid, so the endpoint carries a name too.
+        # svc_name alone satisfies the schema's at-least-one constraint; name is the short name
+        # a SIEM shows, the same one api.service and service carry.
         endpoint["name"] = service_name(service)
         endpoint["svc_name"] = service
     if event.source_ref is not None:
