@@ -24,7 +24,13 @@ from faststream.exceptions import SubscriberNotFound
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from moment_contracts.envelope import REPLY_TO, EnvelopeError, from_kafka, headers_to_dict
+from moment_contracts.envelope import (
+    REPLY_TO,
+    Envelope,
+    EnvelopeError,
+    from_kafka,
+    headers_to_dict,
+)
 from moment_contracts.errors import ErrorCode, ErrorReply
 from moment_contracts.registry import (
     DecodeError,
@@ -69,6 +75,35 @@ def classify(exc: BaseException) -> tuple[str, str]:
     return "handler-error", type(exc).__name__
 
 
+class RejectedRecords(PermanentError):
+    """Raised by a batch handler after it processed the rest of its batch: only these records go
+    to the dead-letter topic, each with its own reason, and the batch is then acknowledged."""
+
+    def __init__(self, rejected: list[tuple[ConsumerRecord[Any, Any], BaseException]]) -> None:
+        super().__init__(f"{len(rejected)} records rejected")
+        self.rejected = rejected
+
+
+def check_record(
+    record: ConsumerRecord[Any, Any], accepted: frozenset[str], max_bytes: int
+) -> Envelope:
+    """The parser's checks for one record (size, envelope, type, JSON); raises DecodeError."""
+    value = record.value or b""
+    if len(value) > max_bytes:
+        raise OversizedMessage(f"{len(value)} bytes exceeds the limit of {max_bytes}")
+    try:
+        envelope = from_kafka(record.headers, value)
+    except EnvelopeError as exc:
+        raise MalformedMessage(str(exc)) from None
+    if envelope.type not in accepted:
+        raise UnknownMessageType(f"unsupported type or version {envelope.type!r}")
+    try:
+        json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedMessage("the body is not valid JSON") from None
+    return envelope
+
+
 def make_parser(
     accepted: frozenset[str], max_bytes: int
 ) -> Callable[[ConsumerRecord[Any, Any], Callable[..., Awaitable[Any]]], Awaitable[Any]]:
@@ -77,19 +112,7 @@ def make_parser(
     async def parse(
         record: ConsumerRecord[Any, Any], original: Callable[..., Awaitable[Any]]
     ) -> Any:
-        value = record.value or b""
-        if len(value) > max_bytes:
-            raise OversizedMessage(f"{len(value)} bytes exceeds the limit of {max_bytes}")
-        try:
-            envelope = from_kafka(record.headers, value)
-        except EnvelopeError as exc:
-            raise MalformedMessage(str(exc)) from None
-        if envelope.type not in accepted:
-            raise UnknownMessageType(f"unsupported type or version {envelope.type!r}")
-        try:
-            json.loads(value)
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedMessage("the body is not valid JSON") from None
+        check_record(record, accepted, max_bytes)
         return await original(record)
 
     return parse
@@ -190,7 +213,16 @@ class DeadLetterMiddleware(BaseMiddleware):
     ) -> bool | None:
         if exc_val is None or not isinstance(exc_val, Exception):
             return False
-        reason, detail = classify(exc_val)
-        await self.policy.dead_letter(self.msg, reason, detail)
-        await self.policy.reply_error(self.msg, reason)
+        if isinstance(exc_val, RejectedRecords):
+            for record, rejection in exc_val.rejected:
+                await self._dead_letter(record, rejection)
+            return True
+        # A batch subscriber's message is the tuple of its records: each is dead-lettered.
+        for record in self.msg if isinstance(self.msg, tuple) else (self.msg,):
+            await self._dead_letter(record, exc_val)
         return True
+
+    async def _dead_letter(self, record: ConsumerRecord[Any, Any], exc: BaseException) -> None:
+        reason, detail = classify(exc)
+        await self.policy.dead_letter(record, reason, detail)
+        await self.policy.reply_error(record, reason)

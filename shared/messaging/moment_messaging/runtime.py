@@ -6,13 +6,13 @@ selected by its `ce_type` header, so the AsyncAPI document lists every accepted 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
-from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from faststream.kafka.subscriber.usecase import BatchSubscriber, DefaultSubscriber
 from faststream.middlewares import AckPolicy
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -74,6 +74,44 @@ def subscribe(
         max_workers=config.consumer_workers,
         parser=make_parser(frozenset(m.ce_type for m in accepts), config.max_message_bytes),
     )
+
+
+def subscribe_batch(
+    broker: KafkaBroker,
+    topic: str,
+    *,
+    group_id: str,
+    config: KafkaConfig,
+    max_records: int,
+) -> BatchSubscriber:
+    """A consumer-group subscriber handed up to `max_records` records per call, whatever has
+    arrived, committed only after the handler returns. No parser: the handler checks each record
+    (`deadletter.check_record`) and raises `RejectedRecords` for the ones it cannot take."""
+    return broker.subscriber(
+        topic,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=config.fetch_max_wait_ms,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        no_reply=True,
+        batch=True,
+        max_records=max_records,
+        # How long one poll waits when nothing is buffered: a lone record is not held back.
+        batch_timeout_ms=config.fetch_max_wait_ms,
+        # FastStream would JSON-decode every body first, and one malformed record would fail
+        # the whole batch before the handler could reject that record alone.
+        decoder=_raw_bodies,
+    )
+
+
+async def _raw_bodies(message: KafkaMessage, _original: Callable[..., Awaitable[Any]]) -> Any:
+    return [record.value for record in records_of(message)]
+
+
+def records_of(message: KafkaMessage) -> tuple[ConsumerRecord[Any, Any], ...]:
+    """The aiokafka records behind a batch subscriber's message."""
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (cast("ConsumerRecord[Any, Any]", raw),)
 
 
 def of_type(model: type[Contract]) -> Any:

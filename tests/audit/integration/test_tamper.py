@@ -2,7 +2,9 @@
 
 Each test builds a chained store, then a "DBA" bypasses the append-only triggers (drops them on
 SQLite, session_replication_role=replica on PostgreSQL) and corrupts it; `moment-audit verify`
-must name the exact finding and exit 1.
+must name the exact finding and exit 1. A CHECK constraint ties every query column to the stored
+document, so the DBA edits documents (and the columns with them); one who removes or weakens
+that guarantee is caught by verify's schema check.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -20,11 +23,13 @@ from sqlalchemy import Executable, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from moment_audit.adapters.agreement import CONSTRAINT, FUNCTION, FUNCTION_SQL, POSTGRESQL_CHECK
 from moment_audit.adapters.checkpoints import Checkpointer
 from moment_audit.adapters.orm import audit_checkpoints, audit_records, messaging, metadata
+from moment_audit.adapters.repositories import row_of
 from moment_audit.bootstrap import MIGRATIONS
 from moment_audit.config import CheckpointConfig
-from moment_audit.domain.chain import content_of, record_hash
+from moment_audit.domain.chain import ChainLink, canonical, content_of, document_of, record_hash
 from moment_audit.service.ingest import ingest
 from moment_contracts import topics
 from moment_contracts.envelope import Envelope
@@ -36,7 +41,7 @@ from moment_persistence.database import Database
 from moment_persistence.errors import PersistenceError
 from moment_persistence.migrations import upgrade_to_head
 from moment_persistence.unit_of_work import SqlUnitOfWork
-from tests.audit.integration.test_ingest import access
+from tests.support.audit_events import access
 from tests.support.postgres import PostgresDatabases, fresh_database_url
 from tests.support.produce import publish
 from tests.support.suite import Suite
@@ -77,6 +82,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.dialect: Dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         self.database = Database(DatabaseConfig(url=SecretStr(url)))
 
     def uow(self) -> SqlUnitOfWork:
@@ -176,7 +182,7 @@ async def test_postgresql_rejects_truncate(postgres_database_factory: PostgresDa
         await store.database.dispose()
 
 
-@pytest.mark.parametrize("statement", ["UPDATE {t} SET seq = seq + 100", "DELETE FROM {t}"])
+@pytest.mark.parametrize("statement", ["UPDATE {t} SET id = id + 1000", "DELETE FROM {t}"])
 @pytest.mark.parametrize("table", ["audit_records", "audit_checkpoints"])
 async def test_the_store_is_append_only(store: Store, statement: str, table: str) -> None:
     with pytest.raises((PersistenceError, DBAPIError)):
@@ -187,9 +193,26 @@ async def test_the_store_is_append_only(store: Store, statement: str, table: str
     assert (count, signed) == (PER_PARTITION * 2, 2)
 
 
+def edit(partition: int, seq: int, old: str, new: str, /, **columns: str | int) -> str:
+    """An UPDATE of one stored document, and of `columns` as the CHECK requires."""
+    # text() reads ":name" as a bind parameter.
+    old, new = old.replace(":", r"\:"), new.replace(":", r"\:")
+    also = "".join(
+        f", {name} = " + (f"'{value}'" if isinstance(value, str) else str(value))
+        for name, value in columns.items()
+    )
+    return (
+        f"UPDATE audit_records SET document = replace(document, '{old}', '{new}'){also} "
+        f"WHERE chain_partition = {partition} AND seq = {seq}"
+    )
+
+
+# What an unguarded column is for: "correcting" a record without touching what was hashed.
+MARKETING = "UPDATE audit_records SET purpose = 'marketing' WHERE chain_partition = 1 AND seq = 2"
+
 TAMPERING: dict[str, tuple[list[str], str]] = {
     "modify": (
-        ["UPDATE audit_records SET purpose = 'marketing' WHERE chain_partition = 1 AND seq = 2"],
+        [edit(1, 2, '"purpose":"user-dealings"', '"purpose":"marketing"', purpose="marketing")],
         "partition 1 seq 2: MODIFIED",
     ),
     "delete": (
@@ -198,9 +221,9 @@ TAMPERING: dict[str, tuple[list[str], str]] = {
     ),
     "reorder": (
         [
-            "UPDATE audit_records SET seq = -4 WHERE chain_partition = 0 AND seq = 4",
-            "UPDATE audit_records SET seq = 4 WHERE chain_partition = 0 AND seq = 5",
-            "UPDATE audit_records SET seq = 5 WHERE chain_partition = 0 AND seq = -4",
+            edit(0, 4, '"seq":4,', '"seq":-4,', seq=-4),
+            edit(0, 5, '"seq":5,', '"seq":4,', seq=4),
+            edit(0, -4, '"seq":-4,', '"seq":5,', seq=5),
         ],
         "partition 0 seq 4: REORDERED (was seq 5)\npartition 0 seq 5: REORDERED (was seq 4)",
     ),
@@ -221,6 +244,95 @@ async def test_verify_names_each_tampering(
     assert code == 1
     assert [line for line in out.splitlines() if line.startswith("partition")] == (
         expected.splitlines()
+    )
+    assert "schema:" not in out
+
+
+async def test_every_query_column_agrees_with_its_document(store: Store) -> None:
+    await store.tamper(
+        edit(1, 2, '"actor_id":"staff-1"', '"actor_id":"staff-\u00e9"', actor_id="staff-\u00e9")
+    )
+    async with store.uow() as uow:
+        rows = (await uow.session.execute(select(audit_records))).mappings().all()
+    assert len(rows) == PER_PARTITION * 2
+    for row in rows:
+        document = json.loads(row["document"])
+        assert (row["chain_partition"], row["seq"]) == (document["partition"], document["seq"])
+        content = content_of(dict(row))
+        assert content == {name: document[name] for name in content}
+    assert {r["actor_id"] for r in rows} == {"staff-1", "staff-\u00e9"}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_records SET purpose = 'marketing' WHERE seq = 2",
+        "UPDATE audit_records SET occurred_at = received_at WHERE seq = 2",
+        "UPDATE audit_records SET fields = '[]' WHERE seq = 2",
+        "UPDATE audit_records SET producer_seq = 7 WHERE seq = 2",
+        edit(1, 2, '"outcome":"success"', '"outcome":"denied"'),
+        edit(1, 2, '"seq":2,', '"seq":2,"extra":1,'),
+    ],
+)
+async def test_the_database_refuses_a_column_that_disagrees_with_its_document(
+    store: Store, statement: str
+) -> None:
+    with pytest.raises(DBAPIError, match=r"(?i)check constraint"):
+        await store.tamper(statement)
+
+
+UNGUARDING: dict[tuple[Dialect, str], tuple[list[str], str]] = {
+    ("postgresql", "dropped"): (
+        [f"ALTER TABLE audit_records DROP CONSTRAINT {CONSTRAINT}", MARKETING],
+        f"{CONSTRAINT} is gone: no column is tied to its document",
+    ),
+    ("postgresql", "not valid"): (
+        [
+            f"ALTER TABLE audit_records DROP CONSTRAINT {CONSTRAINT}",
+            MARKETING,
+            f"ALTER TABLE audit_records ADD CONSTRAINT {CONSTRAINT} "
+            f"CHECK ({POSTGRESQL_CHECK}) NOT VALID",
+        ],
+        f"{CONSTRAINT} is NOT VALID: rows before it were never checked",
+    ),
+    ("postgresql", "weakened"): (
+        [
+            f"ALTER TABLE audit_records DROP CONSTRAINT {CONSTRAINT}",
+            f"ALTER TABLE audit_records ADD CONSTRAINT {CONSTRAINT} CHECK (document <> '')",
+            MARKETING,
+        ],
+        f"{CONSTRAINT} checks something else",
+    ),
+    ("postgresql", "redefined"): (
+        [FUNCTION_SQL.replace("SELECT coalesce(", "SELECT true OR coalesce("), MARKETING],
+        f"{FUNCTION}() is redefined",
+    ),
+    ("sqlite", "checks off"): (
+        ["PRAGMA ignore_check_constraints = ON", MARKETING],
+        f"1 rows disagree with their document ({CONSTRAINT})",
+    ),
+    ("sqlite", "rebuilt"): (
+        [
+            "CREATE TABLE audit_records_copy AS SELECT * FROM audit_records",
+            "DROP TABLE audit_records",
+            "ALTER TABLE audit_records_copy RENAME TO audit_records",
+            MARKETING,
+        ],
+        f"{CONSTRAINT} is gone or changed: no column is tied to its document",
+    ),
+}
+
+
+@pytest.mark.parametrize(("store", "case"), sorted(UNGUARDING), indirect=["store"])
+async def test_verify_names_a_column_no_longer_tied_to_its_document(
+    store: Store, store_env: dict[str, str], case: str
+) -> None:
+    statements, detail = UNGUARDING[store.dialect, case]
+    await store.tamper(*statements)
+    code, out = await run_verify(store_env)
+    assert (code, out.splitlines()) == (
+        1,
+        [f"schema: UNGUARDED COLUMN ({detail})", "12 records, 2 checkpoints: 1 findings"],
     )
 
 
@@ -295,15 +407,15 @@ async def test_verify_names_an_inserted_record(store: Store, store_env: dict[str
             .first()
         )
     assert row is not None
-    forged = {**dict(row), "event_id": "forged", "seq": 7, "prev_hash": "ab" * 32}
-    del forged["id"]
-    content = content_of(forged)
-    forged["record_hash"] = record_hash(
-        content, partition=forged["chain_partition"], seq=7, prev_hash="ab" * 32
+    partition = int(row["chain_partition"])
+    content = {**content_of(dict(row)), "event_id": "forged"}
+    chained: dict[str, Any] = {"partition": partition, "seq": 7, "prev_hash": "ab" * 32}
+    link = ChainLink(
+        partition, 7, "ab" * 32, record_hash(content, **chained), document_of(content, **chained)
     )
+    forged = row_of(link, row["kafka_partition"], row["kafka_offset"], row["received_at"])
     await store.tamper(insert(audit_records).values(forged))
     code, out = await run_verify(store_env)
-    partition = forged["chain_partition"]
     assert (code, out.splitlines()[0]) == (
         1,
         f"partition {partition} seq 7: INSERTED (does not chain to the previous record)",
@@ -324,8 +436,9 @@ async def test_verify_names_a_replayed_record(store: Store, store_env: dict[str,
             .first()
         )
     assert row is not None
-    replayed = {**dict(row), "event_id": "replayed", "seq": 7}
-    del replayed["id"]
+    document = {**json.loads(row["document"]), "event_id": "replayed", "seq": 7}
+    link = ChainLink(1, 7, document["prev_hash"], row["record_hash"], canonical(document))
+    replayed = row_of(link, row["kafka_partition"], row["kafka_offset"], row["received_at"])
     await store.tamper(insert(audit_records).values(replayed))
     code, out = await run_verify(store_env)
     assert (code, out.splitlines()[0]) == (1, "partition 1 seq 7: INSERTED (a copy of seq 2)")

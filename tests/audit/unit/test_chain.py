@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,10 +12,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from moment_audit.domain.chain import (
+    CONTENT_FIELDS,
     GENESIS_HASH,
     ChainHead,
+    canonical,
     checkpoint_payload,
     content_of,
+    document_of,
     extend,
     iso_utc,
     record_hash,
@@ -44,6 +48,19 @@ def event(n: int) -> Row:
         "request_id": None,
         "trace_id": None,
         "source_ref": None,
+        "producer_seq": n,
+    }
+
+
+def stored(link_document: str, record_hash_: str) -> Row:
+    """A row as `stream_chained` reads it: the chain columns come from the document."""
+    document = json.loads(link_document)
+    return {
+        "chain_partition": document["partition"],
+        "seq": document["seq"],
+        "prev_hash": document["prev_hash"],
+        "record_hash": record_hash_,
+        "document": link_document.encode(),
     }
 
 
@@ -51,19 +68,21 @@ def chain(count: int, partition: int = 0) -> list[Row]:
     head = ChainHead(partition)
     rows = []
     for n in range(1, count + 1):
-        record = event(n)
-        link = extend(head, record)
-        rows.append(
-            {
-                **record,
-                "chain_partition": partition,
-                "seq": link.seq,
-                "prev_hash": link.prev_hash,
-                "record_hash": link.record_hash,
-            }
-        )
+        link = extend(head, event(n))
+        rows.append(stored(link.document, link.record_hash))
         head = link.head
     return rows
+
+
+def edited(row: Row, **changes: Any) -> Row:
+    """What a DBA's UPDATE of the document does: new bytes, the same record_hash."""
+    document = {**json.loads(row["document"]), **changes}
+    return stored(canonical(document), row["record_hash"])
+
+
+def content(row: Row) -> dict[str, Any]:
+    document = json.loads(row["document"])
+    return {name: document[name] for name in CONTENT_FIELDS}
 
 
 def sign(partition: int, seq: int, hash_: str) -> Checkpoint:
@@ -84,10 +103,30 @@ def test_a_chain_links_from_genesis_and_hashes_its_content() -> None:
     assert [r["seq"] for r in rows] == [1, 2, 3]
     assert rows[0]["prev_hash"] == GENESIS_HASH
     assert rows[1]["prev_hash"] == rows[0]["record_hash"]
-    again = record_hash(content_of(rows[2]), partition=0, seq=3, prev_hash=rows[2]["prev_hash"])
+    again = record_hash(content_of(event(3)), partition=0, seq=3, prev_hash=rows[2]["prev_hash"])
     assert again == rows[2]["record_hash"]
-    other_partition = record_hash(content_of(rows[2]), partition=1, seq=3, prev_hash=again)
+    other_partition = record_hash(content_of(event(3)), partition=1, seq=3, prev_hash=again)
     assert other_partition != again
+
+
+def test_a_document_is_the_canonical_json_of_what_its_hash_covers() -> None:
+    link = extend(ChainHead(4, 6, "cd" * 32), {**event(7), "actor_id": "staff-\u00e9\u2028"})
+    assert json.loads(link.document) == {
+        **content_of(event(7)),
+        "actor_id": "staff-\u00e9\u2028",
+        "seq": 7,
+        "prev_hash": "cd" * 32,
+        "partition": 4,
+    }
+    assert link.document == canonical(json.loads(link.document))
+    assert "\u2028" in link.document, "non-ASCII is stored as itself, not escaped"
+    assert json.loads(link.document)["producer_seq"] == 7
+
+
+def test_a_record_without_a_producer_seq_hashes_it_as_null() -> None:
+    link = extend(ChainHead(0), {**event(1), "producer_seq": None})
+    assert json.loads(link.document)["producer_seq"] is None
+    assert link.record_hash != extend(ChainHead(0), event(1)).record_hash
 
 
 def test_a_naive_datetime_reads_as_utc() -> None:
@@ -113,10 +152,34 @@ def test_a_modified_field_is_named(column: str) -> None:
         "occurred_at": T0 - timedelta(days=1),
         "source": "/moment/consent",
     }
-    rows[3][column] = changed[column]
+    if column == "occurred_at":
+        changed[column] = iso_utc(changed[column])
+    rows[3] = edited(rows[3], **{column: changed[column]})
     assert lines(verify_rows(rows, [checkpoint_at(rows, 6)], CHECK)) == [
         "partition 0 seq 4: MODIFIED"
     ]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"seq": 4, "partition": 0, "prev_hash": "x", "actor_id": "\\ud800"}',
+    ],
+)
+def test_a_document_replaced_by_anything_is_modified(document: bytes) -> None:
+    rows = chain(6)
+    rows[3] = {**rows[3], "document": document}
+    assert lines(verify_rows(rows, [], CHECK)) == ["partition 0 seq 4: MODIFIED"]
+
+
+def test_the_same_json_spelled_otherwise_is_modified() -> None:
+    # The stored bytes are what was hashed: a re-serialised but equal document fails too.
+    rows = chain(6)
+    spaced = json.dumps(json.loads(rows[3]["document"]), indent=1).encode()
+    rows[3] = {**rows[3], "document": spaced}
+    assert lines(verify_rows(rows, [], CHECK)) == ["partition 0 seq 4: MODIFIED"]
 
 
 def test_a_deleted_record_is_named() -> None:
@@ -128,9 +191,9 @@ def test_a_deleted_record_is_named() -> None:
 
 def test_an_inserted_record_is_named() -> None:
     rows = chain(5)
-    forged_record = {**event(99), "chain_partition": 0, "seq": 6, "prev_hash": "ab" * 32}
-    forged_record["record_hash"] = record_hash(
-        content_of(forged_record), partition=0, seq=6, prev_hash="ab" * 32
+    forged = document_of(content_of(event(99)), partition=0, seq=6, prev_hash="ab" * 32)
+    forged_record = stored(
+        forged, record_hash(content_of(event(99)), partition=0, seq=6, prev_hash="ab" * 32)
     )
     report = verify_rows([*rows, forged_record], [checkpoint_at(rows, 5)], CHECK)
     assert lines(report) == ["partition 0 seq 6: INSERTED (does not chain to the previous record)"]
@@ -138,7 +201,7 @@ def test_an_inserted_record_is_named() -> None:
 
 def test_a_second_record_for_one_seq_is_named() -> None:
     rows = chain(5)
-    rows.insert(3, {**rows[2], "event_id": "forged"})
+    rows.insert(3, edited(rows[2], event_id="forged"))
     assert lines(verify_rows(rows, [], CHECK)) == [
         "partition 0 seq 3: INSERTED (a second record for this seq)"
     ]
@@ -146,9 +209,9 @@ def test_a_second_record_for_one_seq_is_named() -> None:
 
 def test_two_swapped_records_are_named() -> None:
     rows = chain(6)
-    rows[2]["seq"], rows[3]["seq"] = 4, 3
-    rows.sort(key=lambda r: r["seq"])
-    assert lines(verify_rows(rows, [checkpoint_at(rows, 6)], CHECK)) == [
+    checkpoint = checkpoint_at(rows, 6)
+    rows[2], rows[3] = edited(rows[3], seq=3), edited(rows[2], seq=4)
+    assert lines(verify_rows(rows, [checkpoint], CHECK)) == [
         "partition 0 seq 3: REORDERED (was seq 4)",
         "partition 0 seq 4: REORDERED (was seq 3)",
     ]
@@ -184,10 +247,9 @@ def test_a_rewritten_chain_breaks_its_checkpoint() -> None:
     checkpoint = checkpoint_at(rows, 5)
     # An attacker who knows the algorithm rewrites seq 3 onwards consistently.
     head = ChainHead(0, 2, rows[1]["record_hash"])
-    for row in rows[2:]:
-        row["actor_id"] = "someone-else"
-        link = extend(head, row)
-        row.update(prev_hash=link.prev_hash, record_hash=link.record_hash)
+    for index in range(2, len(rows)):
+        link = extend(head, {**content(rows[index]), "actor_id": "someone-else"})
+        rows[index] = stored(link.document, link.record_hash)
         head = link.head
     assert lines(verify_rows(rows, [checkpoint], CHECK)) == [
         "partition 0 seq 5: CHECKPOINT MISMATCH"

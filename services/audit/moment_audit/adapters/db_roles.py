@@ -32,6 +32,9 @@ def audit_plans(metadata: MetaData) -> list[RolePlan]:
     append_only = tables & set(APPEND_ONLY)
     store = tables - set(MESSAGING)
     writer = {name: APPEND if name in append_only else READ_WRITE for name in tables}
+    if "audit_retention_horizons" in tables:
+        # Only the prune job sets a horizon: the service that appends has no say in what goes.
+        writer["audit_retention_horizons"] = READ
     retention = dict.fromkeys(store, READ)
     retention["audit_records"] = ("SELECT", "DELETE")
     if "audit_retention_horizons" in tables:

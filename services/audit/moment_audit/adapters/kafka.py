@@ -1,24 +1,71 @@
-"""FastStream wiring for the audit service."""
+"""FastStream wiring for the audit service.
+
+audit.events is consumed in batches: each poll hands over whatever has arrived (up to
+`INGEST_BATCH` records), stored in one transaction per partition; the offsets are committed after
+the last of those commits. Each record is checked on its own, and one that is malformed, of an
+unknown type, breaks the schema or is refused by the database goes to audit.events.dlq with its
+reason while the rest of the batch is stored.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated, Any
 
+from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker, KafkaMessage
+from pydantic import SkipValidation, ValidationError
 
 from moment_audit.adapters.orm import metadata
 from moment_audit.domain.rules import DetectionEngine
-from moment_audit.service.ingest import ingest
+from moment_audit.service.ingest import Incoming, ingest_batch
 from moment_audit.service.queries import AccessQueryHandler
 from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.audit_queries import SearchAccess
 from moment_contracts.catalogue import TOPIC_MESSAGES
+from moment_contracts.registry import DecodeError
 from moment_messaging.config import KafkaConfig
-from moment_messaging.runtime import envelope_of, of_type, record_of, subscribe
+from moment_messaging.deadletter import PermanentError, RejectedRecords, check_record
+from moment_messaging.runtime import (
+    envelope_of,
+    of_type,
+    records_of,
+    subscribe,
+    subscribe_batch,
+)
 from moment_persistence.unit_of_work import SqlUnitOfWork
 
 GROUP_ID = "audit"
+# Records per poll at most: enough to amortise a transaction, few enough to keep one short.
+INGEST_BATCH = 500
+
+Rejected = list[tuple[ConsumerRecord[Any, Any], BaseException]]
+
+
+def decode(
+    records: tuple[ConsumerRecord[Any, Any], ...], config: KafkaConfig
+) -> tuple[list[Incoming], list[ConsumerRecord[Any, Any]], Rejected]:
+    """The events that pass every check, the records they came from, and the others with why."""
+    accepted = frozenset(m.ce_type for m in TOPIC_MESSAGES[topics.AUDIT_EVENTS])
+    items: list[Incoming] = []
+    sources: list[ConsumerRecord[Any, Any]] = []
+    rejected: Rejected = []
+    for record in records:
+        try:
+            envelope = check_record(record, accepted, config.max_message_bytes)
+            event = PersonalDataAccessed.model_validate_json(envelope.data)
+        except (DecodeError, ValidationError) as exc:
+            rejected.append((record, exc))
+            continue
+        items.append(Incoming(envelope, event, record.partition, record.offset))
+        sources.append(record)
+    return items, sources, rejected
+
+
+def refusal(exc: Exception) -> PermanentError:
+    # The error's class only: a driver's message may quote the value it refused.
+    return PermanentError(f"the audit store refused the record ({type(exc).__name__})")
 
 
 def register_handlers(
@@ -29,20 +76,24 @@ def register_handlers(
     queries: Callable[[], AccessQueryHandler] | None = None,
 ) -> None:
     """`queries` is called per request, so the broker can be built (and documented) first."""
-    events = subscribe(
-        broker,
-        topics.AUDIT_EVENTS,
-        group_id=GROUP_ID,
-        accepts=TOPIC_MESSAGES[topics.AUDIT_EVENTS],
-        config=config,
+    events = subscribe_batch(
+        broker, topics.AUDIT_EVENTS, group_id=GROUP_ID, config=config, max_records=INGEST_BATCH
     )
 
-    @events(filter=of_type(PersonalDataAccessed))
-    async def on_personal_data_accessed(body: PersonalDataAccessed, msg: KafkaMessage) -> None:
-        """Store an access record once; the offset is committed only after the database commit."""
-        record = record_of(msg)
-        async with uow_factory() as uow:
-            await ingest(uow, envelope_of(msg), body, record.partition, record.offset, engine)
+    @events
+    async def on_personal_data_accessed(
+        # For the AsyncAPI document only: each Kafka message is one PersonalDataAccessed. At
+        # run time this is the batch's list of bodies, unvalidated: each record is checked on
+        # its own below, so one bad record is dead-lettered alone, not with its whole batch.
+        body: Annotated[PersonalDataAccessed, SkipValidation],  # noqa: ARG001
+        msg: KafkaMessage,
+    ) -> None:
+        """Store each access record once, chained; offsets are committed after the database."""
+        items, sources, rejected = decode(records_of(msg), config)
+        ingested = await ingest_batch(uow_factory, items, engine)
+        rejected += [(sources[i], refusal(exc)) for i, exc in ingested.refused.items()]
+        if rejected:
+            raise RejectedRecords(rejected)
 
     if queries is not None:
         register_queries(broker, config, queries)

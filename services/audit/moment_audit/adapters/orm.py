@@ -1,10 +1,15 @@
 """The audit store: append-only records chained per Kafka partition, chain heads and checkpoints.
 
-`audit_records` and `audit_checkpoints` are append-only: migration 0003 adds triggers that reject
-UPDATE and DELETE on both PostgreSQL and SQLite, and revokes both from PUBLIC on PostgreSQL.
-Production runs the service under a database role granted only SELECT and INSERT on them (and
-SELECT, INSERT, UPDATE on `audit_chain_heads`, which verify never trusts). Retention pruning
-(a later slice) will need a separate, audited path around the triggers.
+Each record stores `document`, the canonical JSON its `record_hash` covers, and the columns that
+queries read (source, subject_id, occurred_at, seq, ...). A CHECK constraint makes the database
+refuse a row whose columns disagree with its document (adapters/agreement.py), so a column cannot
+say anything the hashed document does not, and verify hashes stored bytes only. `verify` also
+checks that the constraint is still in place and unchanged (a DBA could drop it).
+
+`audit_records` and `audit_checkpoints` are append-only: triggers (migrations 0003 and 0004)
+reject UPDATE and DELETE on both PostgreSQL and SQLite (and TRUNCATE on PostgreSQL), and PUBLIC
+loses both on PostgreSQL. Production runs the service under a database role granted only SELECT
+and INSERT on them (and SELECT, INSERT, UPDATE on `audit_chain_heads`, which verify never trusts).
 """
 
 from __future__ import annotations
@@ -12,14 +17,18 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
+    Index,
     Integer,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
+from moment_audit.adapters.agreement import CONSTRAINT, DocumentAgreement
 from moment_messaging.tables import define_messaging_tables
 from moment_persistence.naming import service_metadata
 
@@ -29,6 +38,10 @@ audit_records = Table(
     "audit_records",
     metadata,
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    # The exact canonical bytes record_hash covers; every column below up to prev_hash must
+    # agree with them.
+    Column("document", Text, nullable=False),
+    Column("record_hash", String(64), nullable=False),
     # CloudEvents source + id is unique by the spec: the natural de-duplication key.
     Column("source", String(256), nullable=False),
     Column("event_id", String(128), nullable=False),
@@ -43,16 +56,20 @@ audit_records = Table(
     Column("request_id", String(128), nullable=True),
     Column("trace_id", String(32), nullable=True),
     Column("source_ref", String(80), nullable=True),
-    Column("kafka_partition", Integer, nullable=False),
-    Column("kafka_offset", BigInteger, nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("producer_seq", BigInteger, nullable=True),
     # The hash chain: one per partition of audit.events, so ingest scales with partitions.
     Column("chain_partition", Integer, nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("prev_hash", String(64), nullable=False),
-    Column("record_hash", String(64), nullable=False),
+    # Where the record was read from: not content, so not hashed.
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", BigInteger, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("source", "event_id", name="uq_audit_records_source_event"),
     UniqueConstraint("chain_partition", "seq", name="uq_audit_records_chain_seq"),
+    CheckConstraint(DocumentAgreement(), name=CONSTRAINT),
+    # Gap detection asks, per producer, which numbers it has seen.
+    Index("ix_audit_records_source_producer_seq", "source", "producer_seq"),
 )
 
 # Derived, for speed: the last link per partition, locked while a record extends it.
@@ -74,6 +91,43 @@ audit_checkpoints = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("signature", String(256), nullable=False),
     UniqueConstraint("chain_partition", "seq", name="uq_audit_checkpoints_chain_seq"),
+)
+
+# Where each partition's pruned chain starts (migration 0005): append-only, moves only forward,
+# rests on a checkpoint of the same seq and hash, and is signed with the checkpoint key. The
+# DELETE trigger on audit_records lets through only records at or below a horizon.
+audit_retention_horizons = Table(
+    "audit_retention_horizons",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("chain_partition", Integer, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("cutoff", DateTime(timezone=True), nullable=False),
+    Column("pruned_at", DateTime(timezone=True), nullable=False),
+    Column("records", BigInteger, nullable=False),
+    Column("signature", String(256), nullable=False),
+    UniqueConstraint("chain_partition", "seq", name="uq_audit_retention_horizons_chain_seq"),
+)
+
+# The background watch's progress (migration 0006; service/watch.py): derived, never trusted
+# by verify, kept so that a restart neither forgets a gap nor reports one twice.
+audit_producer_marks = Table(
+    "audit_producer_marks",
+    metadata,
+    Column("source", String(256), primary_key=True),
+    # Every number up to it is stored or was reported missing; NULL until a baseline settles.
+    Column("contiguous", BigInteger, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_watch_progress = Table(
+    "audit_watch_progress",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    # The record id up to which that part of the watch has looked at every record.
+    Column("last_id", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 messaging = define_messaging_tables(metadata)

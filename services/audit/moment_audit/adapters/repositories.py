@@ -1,28 +1,98 @@
-"""Idempotent, chained writes to the audit store: a redelivered event inserts nothing."""
+"""Idempotent, chained writes to the audit store: a redelivered event inserts nothing.
+
+A batch of records for one partition is chained under one lock on that partition's head and
+stored with one multi-row INSERT ... ON CONFLICT (source, event_id) DO NOTHING; on PostgreSQL
+the query columns are read from the documents in SQL (adapters/agreement.py). De-duplication
+needs no SELECT: in the common case nothing conflicts. When something does (a redelivery after a
+crash), the links already computed would skip a seq, so the caller learns which records were
+stored before (`StoredBefore`), rolls back and chains the batch again without them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Table, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    DateTime,
+    Insert,
+    Integer,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import LargeBinary
 
+from moment_audit.adapters.agreement import DOCUMENT_COLUMNS, POSTGRESQL_INSERT
 from moment_audit.adapters.orm import audit_chain_heads, audit_records
-from moment_audit.domain.chain import ChainHead, extend
+from moment_audit.domain.chain import ChainHead, ChainLink, extend
 
 # Rows fetched per round trip when verify streams a whole store.
 STREAM_BATCH = 5000
+
+Key = tuple[str, str]
+
+
+_POSTGRESQL_INSERT = text(POSTGRESQL_INSERT).bindparams(
+    bindparam("documents", type_=ARRAY(Text)),
+    bindparam("hashes", type_=ARRAY(Text)),
+    bindparam("partitions", type_=ARRAY(Integer)),
+    bindparam("offsets", type_=ARRAY(BigInteger)),
+    bindparam("received_at", type_=DateTime(timezone=True)),
+)
+
+
+def row_of(link: ChainLink, partition: int, offset: int, received_at: datetime) -> dict[str, Any]:
+    """A record's columns read from its document, as PostgreSQL's insert reads them in SQL."""
+    document = json.loads(link.document)
+    values = {column: document[key] for column, key, _ in DOCUMENT_COLUMNS}
+    values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
+    return {
+        **values,
+        "document": link.document,
+        "record_hash": link.record_hash,
+        "kafka_partition": partition,
+        "kafka_offset": offset,
+        "received_at": received_at,
+    }
+
+
+class StoredBefore(Exception):
+    """Some records of the batch were already stored; roll back and append again without them."""
+
+    def __init__(self, keys: set[Key]) -> None:
+        super().__init__(f"{len(keys)} records of the batch were stored before")
+        self.keys = keys
+
+
+def key_of(record: Mapping[str, Any]) -> Key:
+    return str(record["source"]), str(record["event_id"])
 
 
 class SqlAuditStore:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    @property
+    def _dialect(self) -> str:
+        return self._session.get_bind().dialect.name
+
     def _insert_ignoring_duplicates(self, table: Table, key: list[str]) -> Insert:
         # ON CONFLICT DO NOTHING is dialect-specific SQL; both dialects we run on have it.
-        if self._session.get_bind().dialect.name == "postgresql":
+        if self._dialect == "postgresql":
             return postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
 
@@ -37,35 +107,74 @@ class SqlAuditStore:
         ).first()
         return None if row is None else ChainHead(partition, int(row.seq), str(row.hash))
 
-    async def _is_stored(self, source: str, event_id: str) -> bool:
-        found = await self._session.execute(
-            select(audit_records.c.id).where(
-                audit_records.c.source == source, audit_records.c.event_id == event_id
-            )
-        )
-        return found.first() is not None
+    async def append_many(
+        self, records: Sequence[Mapping[str, Any]], partition: int, *, received_at: datetime
+    ) -> list[bool]:
+        """Chain and store `records` on `partition`, in order; per record, whether it was stored.
 
-    async def append(self, record: dict[str, Any], partition: int) -> bool:
-        """Chain and store a record on `partition`. False (and no seq used) for a duplicate."""
+        Each record holds the content fields plus kafka_partition and kafka_offset. A record
+        whose source and event id came earlier in the batch is not stored and takes no seq.
+        Raises StoredBefore when some, but not all, new records were stored before.
+        """
         head = await self._locked_head(partition)
-        if await self._is_stored(record["source"], record["event_id"]):
-            return False
-        link = extend(head or ChainHead(partition), record)
-        chained = {
-            **record,
-            "chain_partition": partition,
-            "seq": link.seq,
-            "prev_hash": link.prev_hash,
-            "record_hash": link.record_hash,
-        }
-        result = await self._session.execute(
-            self._insert_ignoring_duplicates(audit_records, ["source", "event_id"]).values(chained)
-        )
-        if not getattr(result, "rowcount", 0):
-            # Another partition stored the same source+id meanwhile: keep this chain unchanged.
-            return False
-        await self._move_head(head, link.head)
-        return True
+        seen: set[Key] = set()
+        fresh: list[int] = []
+        for index, record in enumerate(records):
+            if (key := key_of(record)) not in seen:
+                seen.add(key)
+                fresh.append(index)
+        links = self._chain(head or ChainHead(partition), [records[i] for i in fresh])
+        stored = await self._insert(records, fresh, links, received_at)
+        if len(stored) < len(fresh):
+            if stored:
+                raise StoredBefore({key_of(records[i]) for i in fresh} - stored)
+            return [False] * len(records)
+        await self._move_head(head, links[-1].head)
+        flags = [False] * len(records)
+        for index in fresh:
+            flags[index] = True
+        return flags
+
+    @staticmethod
+    def _chain(head: ChainHead, records: list[Mapping[str, Any]]) -> list[ChainLink]:
+        links = []
+        for record in records:
+            link = extend(head, record)
+            links.append(link)
+            head = link.head
+        return links
+
+    async def _insert(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        fresh: list[int],
+        links: list[ChainLink],
+        received_at: datetime,
+    ) -> set[Key]:
+        """The keys actually inserted: a conflicting record is skipped, not an error."""
+        if not fresh:
+            return set()
+        where = [(records[i]["kafka_partition"], records[i]["kafka_offset"]) for i in fresh]
+        if self._dialect == "postgresql":
+            result = await self._session.execute(
+                _POSTGRESQL_INSERT,
+                {
+                    "documents": [link.document for link in links],
+                    "hashes": [link.record_hash for link in links],
+                    "partitions": [partition for partition, _ in where],
+                    "offsets": [offset for _, offset in where],
+                    "received_at": received_at,
+                },
+            )
+        else:
+            rows = [
+                row_of(link, partition, offset, received_at)
+                for link, (partition, offset) in zip(links, where, strict=True)
+            ]
+            statement = self._insert_ignoring_duplicates(audit_records, ["source", "event_id"])
+            returning = statement.returning(audit_records.c.source, audit_records.c.event_id)
+            result = await self._session.execute(returning, rows)
+        return {(str(source), str(event_id)) for source, event_id in result}
 
     async def _move_head(self, old: ChainHead | None, new: ChainHead) -> None:
         values = {"seq": new.seq, "hash": new.hash}
@@ -92,11 +201,31 @@ class SqlAuditStore:
         )
         return [dict(row) for row in rows.mappings()]
 
-    async def stream_chained(self) -> AsyncIterator[dict[str, Any]]:
-        """Every record, by partition, seq and id: the order verify walks the chains in."""
-        order = (audit_records.c.chain_partition, audit_records.c.seq, audit_records.c.id)
-        result = await self._session.stream(
-            select(audit_records).order_by(*order).execution_options(yield_per=STREAM_BATCH)
+    def _document_bytes(self) -> Any:
+        # The exact bytes record_hash covers, so verify hashes them without encoding anything.
+        document = audit_records.c.document
+        if self._dialect == "postgresql":
+            return func.convert_to(document, literal_column("'UTF8'")).label("document")
+        return cast(document, LargeBinary).label("document")
+
+    async def stream_chained(
+        self, partition: int | None = None, up_to_seq: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """What verify needs of every record, by partition, seq and id: the order it walks the
+        chains in. `document` is the stored document's UTF-8 bytes. Pruning verifies one
+        partition up to a checkpoint: `partition` and `up_to_seq` narrow it to that."""
+        c = audit_records.c
+        query = (
+            select(
+                c.id, c.chain_partition, c.seq, c.prev_hash, c.record_hash, self._document_bytes()
+            )
+            .order_by(c.chain_partition, c.seq, c.id)
+            .execution_options(yield_per=STREAM_BATCH)
         )
+        if partition is not None:
+            query = query.where(c.chain_partition == partition)
+        if up_to_seq is not None:
+            query = query.where(c.seq <= up_to_seq)
+        result = await self._session.stream(query)
         async for row in result.mappings():
             yield dict(row)

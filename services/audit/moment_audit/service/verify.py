@@ -6,7 +6,10 @@ REORDERED when it matches at the position its own prev_hash chains it to. A miss
 DELETED, a second row for one seq or a valid row that does not chain to its predecessor is
 INSERTED, a chain shorter than its last good checkpoint is TRUNCATED, and a checkpoint whose
 signature fails is BAD SIGNATURE. A chain shorter than the service's own recorded head (not
-signed, so only a hint) is TRUNCATED too.
+signed, so only a hint) is TRUNCATED too. A pruned partition's walk starts at its highest
+retention horizon that rests on a matching, validly signed checkpoint and is validly signed
+itself; any other horizon is a BAD HORIZON and excuses nothing, so the records it claims to have
+pruned are DELETED.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import binascii
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from hashlib import sha256
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from moment_audit.domain.chain import GENESIS_HASH, checkpoint_payload, content_of, record_hash
+from moment_audit.domain.chain import GENESIS_HASH, checkpoint_payload, hash_at_seq, iso_utc
+from moment_audit.domain.retention import Horizon, horizon_problem
 
 MODIFIED = "MODIFIED"
 DELETED = "DELETED"
@@ -30,6 +35,10 @@ REORDERED = "REORDERED"
 TRUNCATED = "TRUNCATED"
 BAD_SIGNATURE = "BAD SIGNATURE"
 CHECKPOINT_MISMATCH = "CHECKPOINT MISMATCH"
+UNGUARDED_COLUMN = "UNGUARDED COLUMN"
+# A finding about the store's schema rather than one chain carries this partition.
+SCHEMA = -1
+BAD_HORIZON = "BAD HORIZON"
 
 SignatureCheck = Callable[[bytes, str], bool]
 
@@ -43,6 +52,8 @@ class Finding:
 
     def line(self) -> str:
         suffix = f" ({self.detail})" if self.detail else ""
+        if self.partition == SCHEMA:
+            return f"schema: {self.kind}{suffix}"
         return f"partition {self.partition} seq {self.seq}: {self.kind}{suffix}"
 
 
@@ -61,6 +72,8 @@ class Report:
     checkpoints: int = 0
     findings: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The retention horizon each pruned partition's chain was verified from.
+    horizons: list[Horizon] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -76,6 +89,16 @@ class Report:
                 for f in self.findings
             ],
             "warnings": self.warnings,
+            "horizons": [
+                {
+                    "partition": h.partition,
+                    "seq": h.seq,
+                    "cutoff": iso_utc(h.cutoff),
+                    "pruned_at": iso_utc(h.pruned_at),
+                    "records": h.records,
+                }
+                for h in self.horizons
+            ],
         }
 
 
@@ -100,22 +123,27 @@ def offline_signature_check(public_keys: Mapping[int, bytes]) -> SignatureCheck:
     return check
 
 
-def _hash_at(row: Mapping[str, Any], seq: int) -> str:
-    return record_hash(
-        content_of(row), partition=row["chain_partition"], seq=seq, prev_hash=row["prev_hash"]
-    )
+def _hash_at(row: Mapping[str, Any], seq: int) -> str | None:
+    """The hash of the row's document re-encoded at `seq`: only for rows that failed as stored."""
+    return hash_at_seq(row["document"], seq)
 
 
 class _PartitionWalk:
     """One partition's chain, walked in seq order; failing rows are judged at the end."""
 
-    def __init__(self, partition: int, checkpoint_seqs: set[int]) -> None:
+    def __init__(
+        self, partition: int, checkpoint_seqs: set[int], start: Horizon | None = None
+    ) -> None:
         self.partition = partition
         self.findings: list[Finding] = []
-        self.last_seq = 0
+        # A pruned chain starts at its horizon, whose record's hash the next record names.
+        self.start = start
+        self.last_seq = 0 if start is None else start.seq
         self.records = 0
-        self._prev: str | None = GENESIS_HASH
-        self._seq_of: dict[str, int] = {}
+        # Pruned records whose deletion has not finished yet: not walked.
+        self.below_start = 0
+        self._prev: str | None = GENESIS_HASH if start is None else start.hash
+        self._seq_of: dict[str, int] = {} if start is None else {start.hash: start.seq}
         self._failing: dict[str, Mapping[str, Any]] = {}
         self._watch = checkpoint_seqs
         self.hash_at_checkpoint: dict[int, str] = {}
@@ -129,16 +157,20 @@ class _PartitionWalk:
         if seq <= self.last_seq:
             self._found(seq, INSERTED, "a second record for this seq")
             return
-        for missing in range(self.last_seq + 1, seq):
-            self._found(missing, DELETED)
-            self._prev = None
+        if seq > self.last_seq + 1:
+            # Guarded: building an empty range per record costs verify about a tenth.
+            for missing in range(self.last_seq + 1, seq):
+                self._found(missing, DELETED)
+                self._prev = None
         self.last_seq = seq
         stored = str(row["record_hash"])
         if stored in self._seq_of:
             self._found(seq, INSERTED, f"a copy of seq {self._seq_of[stored]}")
             return
         self._seq_of[stored] = seq
-        if _hash_at(row, seq) != stored:
+        # The stored bytes (stream_chained reads them as UTF-8) are what was hashed: no
+        # re-encoding on the path every record takes.
+        if sha256(row["document"]).hexdigest() != stored:
             self._failing[stored] = row
             self._prev = None
             return
@@ -173,6 +205,22 @@ class _PartitionWalk:
                 self._found(seq, MODIFIED)
 
 
+def trusted_horizons(
+    horizons: Iterable[Horizon], checkpoints: Iterable[Checkpoint], check: SignatureCheck
+) -> tuple[dict[int, Horizon], list[Finding]]:
+    """Each partition's highest trustworthy horizon, and a BAD HORIZON for every other one."""
+    signed = {(c.partition, c.seq): c for c in checkpoints}
+    starts: dict[int, Horizon] = {}
+    found: list[Finding] = []
+    for horizon in sorted(horizons, key=lambda h: (h.partition, h.seq)):
+        problem = horizon_problem(horizon, signed.get((horizon.partition, horizon.seq)), check)
+        if problem is None:
+            starts[horizon.partition] = horizon
+        else:
+            found.append(Finding(horizon.partition, horizon.seq, BAD_HORIZON, problem))
+    return starts, found
+
+
 class ChainVerifier:
     """Feed rows in (partition, seq, id) order, then `finish()` for the report."""
 
@@ -181,9 +229,13 @@ class ChainVerifier:
         checkpoints: Iterable[Checkpoint],
         check_signature: SignatureCheck,
         head_seqs: Mapping[int, int] | None = None,
+        horizons: Iterable[Horizon] = (),
     ) -> None:
         self._checkpoints = sorted(checkpoints, key=lambda c: (c.partition, c.seq))
         self._check = check_signature
+        self._starts, self._horizon_findings = trusted_horizons(
+            horizons, self._checkpoints, check_signature
+        )
         # The service's own chain heads: not trusted, but they catch a naive cut of the tail
         # beyond the last checkpoint.
         self._head_seqs = dict(head_seqs or {})
@@ -193,11 +245,28 @@ class ChainVerifier:
     def _walk(self, partition: int) -> _PartitionWalk:
         if self._current is None or self._current.partition != partition:
             watch = {c.seq for c in self._checkpoints if c.partition == partition}
-            self._current = self._walks.setdefault(partition, _PartitionWalk(partition, watch))
+            start = self._starts.get(partition)
+            self._current = self._walks.setdefault(
+                partition, _PartitionWalk(partition, watch, start)
+            )
         return self._current
 
     def feed(self, row: Mapping[str, Any]) -> None:
-        self._walk(int(row["chain_partition"])).feed(row)
+        walk = self._walk(int(row["chain_partition"]))
+        if walk.start is not None and int(row["seq"]) <= walk.start.seq:
+            walk.below_start += 1
+            return
+        walk.feed(row)
+
+    def _note_pruning(self, walk: _PartitionWalk, report: Report) -> None:
+        if walk.start is None:
+            return
+        report.horizons.append(walk.start)
+        if walk.below_start:
+            report.warnings.append(
+                f"partition {walk.partition}: {walk.below_start} records at or below the "
+                f"retention horizon (seq {walk.start.seq}) await deletion; prune removes them"
+            )
 
     def _judge_checkpoint(self, walk: _PartitionWalk, cp: Checkpoint) -> Finding | None:
         payload = checkpoint_payload(cp.partition, cp.seq, cp.hash, cp.created_at)
@@ -232,17 +301,25 @@ class ChainVerifier:
     def finish(self) -> Report:
         report = Report(checkpoints=len(self._checkpoints))
         partitions = {*self._walks, *self._head_seqs, *(c.partition for c in self._checkpoints)}
-        for partition in sorted(partitions):
-            walk = self._walks.get(partition) or _PartitionWalk(partition, set())
+        for partition in sorted(partitions | set(self._starts)):
+            start = self._starts.get(partition)
+            walk = self._walks.get(partition) or _PartitionWalk(partition, set(), start)
             walk.finish()
+            self._note_pruning(walk, report)
             mine = [c for c in self._checkpoints if c.partition == partition]
             if not mine and walk.records:
                 report.warnings.append(f"partition {partition}: no checkpoints")
             report.records += walk.records
             found = walk.findings + self._judge_checkpoints(walk, mine)
             report.findings.extend(found + self._judge_head(walk, found))
+        report.findings.extend(self._horizon_findings)
         report.findings.sort()
         return report
+
+
+def schema_findings(unguarded: Iterable[str]) -> list[Finding]:
+    """Query columns no longer derived from the hashed document: verify cannot vouch for them."""
+    return [Finding(SCHEMA, 0, UNGUARDED_COLUMN, problem) for problem in unguarded]
 
 
 def verify_rows(
@@ -250,8 +327,9 @@ def verify_rows(
     checkpoints: Iterable[Checkpoint],
     check_signature: SignatureCheck,
     head_seqs: Mapping[int, int] | None = None,
+    horizons: Iterable[Horizon] = (),
 ) -> Report:
-    verifier = ChainVerifier(checkpoints, check_signature, head_seqs)
+    verifier = ChainVerifier(checkpoints, check_signature, head_seqs, horizons)
     for row in rows:
         verifier.feed(row)
     return verifier.finish()
