@@ -39,7 +39,7 @@ TOPIC_MESSAGES: dict[str, tuple[type[Contract], ...]] = {
         identity.GuardianConsentRecorded,
     ),
     topics.AUDIT_EVENTS: (audit.PersonalDataAccessed,),
-    topics.AUDIT_CHECKPOINTS: (audit_chain.CheckpointSigned,),
+    topics.AUDIT_CHECKPOINTS: (audit_chain.CheckpointSigned, audit_chain.RetentionApplied),
     topics.AUDIT_OCSF: (audit.OcsfEvent,),
     topics.AUDIT_ALERTS: (alerts.AlertRaised,),
     topics.AUDIT_COMMANDS: (audit_queries.SearchAccess,),
