@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from moment_audit.adapters.checkpoints import Checkpointer
@@ -11,6 +12,9 @@ from moment_audit.adapters.orm import messaging, metadata
 from moment_audit.config import AuditSettings
 from moment_audit.domain.rules import DetectionEngine
 from moment_audit.service.queries import AccessQueryHandler, LazyVerifier, to_error_reply
+from moment_audit.service.verification import vault_signatures, verify_store
+from moment_audit.service.verify import Report
+from moment_audit.service.watch import Watch
 from moment_messaging.inbox import Inbox
 from moment_messaging.requests import RequestProcessor
 from moment_runtime.basic import BasicService
@@ -20,7 +24,8 @@ log = logging.getLogger(__name__)
 
 
 class AuditService(BasicService):
-    """Ingest, plus signed checkpoints of the chains when Vault is configured."""
+    """Ingest, signed checkpoints of the chains when Vault is configured, and the watch (gaps
+    in producers' numbering, periodic verification)."""
 
     def __init__(self, settings: AuditSettings) -> None:
         # In memory, per instance: each instance sees the partitions it owns (see DEVELOPERS.md).
@@ -41,6 +46,18 @@ class AuditService(BasicService):
             if self.vault is None
             else Checkpointer(self.vault, settings.checkpoints, self.unit_of_work)
         )
+        self._key_name = settings.checkpoints.key_name
+        self.watch = Watch(
+            self.unit_of_work,
+            settings.watch,
+            timedelta(seconds=settings.rules.gap_grace_s),
+            self.verify_store,
+        )
+
+    async def verify_store(self) -> Report:
+        """What `moment-audit verify` reports, with the service's own Vault client."""
+        async with self.core.database.sessionmaker() as session:
+            return await verify_store(session, vault_signatures(self.vault, self._key_name))
 
     def queries(self) -> AccessQueryHandler:
         # Built on first use: the replier and Vault client exist only once BasicService is set up.
@@ -59,12 +76,14 @@ class AuditService(BasicService):
 
     async def start(self) -> None:
         await super().start()
+        self.watch.start()
         if self.checkpointer is None:
             log.warning("no Vault configured: audit checkpoints are not signed (dev only)")
             return
         self.checkpointer.start()
 
     async def stop(self) -> None:
+        await self.watch.stop()
         if self.checkpointer is not None:
             await self.checkpointer.stop()
         await super().stop()

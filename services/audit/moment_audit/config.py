@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
@@ -22,6 +24,27 @@ class CheckpointConfig(BaseModel):
     key_name: str = "audit-checkpoints"
 
 
+class RetentionConfig(BaseModel):
+    """`moment-audit prune`: records older than `period` go, down to a signed checkpoint."""
+
+    # ISO 8601 ("P400D") or seconds in the environment.
+    period: timedelta = Field(default=timedelta(days=400), gt=timedelta(0))
+    # Records deleted per transaction, so no prune holds long locks on the store.
+    batch_size: int = Field(default=1000, ge=1)
+
+
+class WatchConfig(BaseModel):
+    """The background watch (service/watch.py): overdue gaps and repeated numbers every
+    `sweep_seconds`, the whole store verified every `verify_every_seconds` (and at start)."""
+
+    sweep_enabled: bool = True
+    sweep_seconds: float = Field(default=5.0, gt=0)
+    verify_enabled: bool = True
+    verify_every_seconds: float = Field(default=3600.0, gt=0)
+    # Alerts raised per verification at most; the rest follow on later runs, one per finding.
+    max_verification_alerts: int = Field(default=100, ge=1)
+
+
 class AuditSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENT_AUDIT_")
 
@@ -31,4 +54,6 @@ class AuditSettings(ServiceSettings):
     vault: VaultConfig | None = None
     checkpoints: CheckpointConfig = CheckpointConfig()
     rules: RulesConfig = RulesConfig()
+    watch: WatchConfig = WatchConfig()
+    retention: RetentionConfig = RetentionConfig()
     telemetry: TelemetryConfig = TelemetryConfig(service_name="audit")

@@ -1,12 +1,13 @@
-"""A producer's sequence with a hole in it raises a gap alert on audit.alerts, once the hole has
-outlived the grace period; a repeated number raises one at once."""
+"""Through the running suite: a producer's sequence with a hole in it raises a gap alert on
+audit.alerts once the hole has outlived the grace period, on the watch's timer, with no further
+record arriving; a late number is no gap; a repeated number raises one alert."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,11 +17,12 @@ from moment_audit.bootstrap import AuditService
 from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.envelope import Envelope
-from tests.support.kafka import read_topic
+from tests.support.kafka import header, read_topic
 from tests.support.produce import publish
 from tests.support.suite import Suite
 
 GRACE_S = 0.5
+SWEEP_S = 0.2
 
 
 def numbered(source: str, seq: int) -> Envelope:
@@ -41,12 +43,16 @@ def numbered(source: str, seq: int) -> Envelope:
 
 
 @pytest.fixture
-def short_grace(suite: Suite) -> Iterator[None]:
+async def short_grace(suite: Suite) -> AsyncIterator[None]:
     assert isinstance(suite.audit, AuditService)
-    tracker = suite.audit.engine.gap_tracker
-    before, tracker.grace = tracker.grace, timedelta(seconds=GRACE_S)
+    watch = suite.audit.watch
+    before = watch.grace, watch.config
+    watch.grace = timedelta(seconds=GRACE_S)
+    watch.config = watch.config.model_copy(update={"sweep_seconds": SWEEP_S})
+    # It may be waiting out the default period: from now on, the short one.
+    watch.wake()
     yield
-    tracker.grace = before
+    watch.grace, watch.config = before
 
 
 def gap_alerts(producer: str) -> object:
@@ -63,37 +69,35 @@ async def test_a_number_that_never_arrives_raises_a_gap_alert(suite: Suite) -> N
     source = "/" + name.replace(":", "/")
     bootstrap = suite.kafka.bootstrap_servers
     await publish(bootstrap, topics.AUDIT_EVENTS, *(numbered(source, n) for n in (1, 2, 4)))
-    # Overdue holes are checked as records come in: later records report number 3 once the
-    # grace period has passed since audit saw number 4 (however far behind its consumer is).
-    alerts: list[ConsumerRecord[bytes, bytes]] = []
-    for seq in range(5, 25):
-        await asyncio.sleep(GRACE_S)
-        await publish(bootstrap, topics.AUDIT_EVENTS, numbered(source, seq))
-        alerts = await read_topic(
-            bootstrap, topics.AUDIT_ALERTS, timeout_s=1, where=gap_alerts(name)
-        )
-        if alerts:
-            break
-    [alert] = alerts
+    # Nothing else is sent: the watch's timer alone turns the hole into an alert.
+    [alert] = await read_topic(bootstrap, topics.AUDIT_ALERTS, where=gap_alerts(name))
     body = json.loads(alert.value or b"{}")
-    assert body["severity"] == "high"
+    assert (body["severity"], body["count"]) == ("high", 1)
     assert "expected 3, got 4 (1 missing)" in body["detail"]
+    assert header(alert, "ce_id") == body["alert_id"]
+    await asyncio.sleep(GRACE_S + 3 * SWEEP_S)
+    again = await read_topic(bootstrap, topics.AUDIT_ALERTS, timeout_s=1, where=gap_alerts(name))
+    assert len(again) == 1, "a gap is alerted once"
 
 
+@pytest.mark.usefixtures("short_grace")
 async def test_a_late_number_within_the_grace_period_is_no_gap(suite: Suite) -> None:
     name = f"test:late-{uuid.uuid4().hex}"
     source = "/" + name.replace(":", "/")
     bootstrap = suite.kafka.bootstrap_servers
     await publish(bootstrap, topics.AUDIT_EVENTS, *(numbered(source, n) for n in (1, 3, 2, 4)))
-    alerts = await read_topic(bootstrap, topics.AUDIT_ALERTS, timeout_s=2, where=gap_alerts(name))
+    alerts = await read_topic(bootstrap, topics.AUDIT_ALERTS, timeout_s=3, where=gap_alerts(name))
     assert alerts == []
 
 
-async def test_a_repeated_number_raises_an_alert_at_once(suite: Suite) -> None:
+@pytest.mark.usefixtures("short_grace")
+async def test_a_repeated_number_raises_an_alert(suite: Suite) -> None:
     name = f"test:dup-{uuid.uuid4().hex}"
     source = "/" + name.replace(":", "/")
     bootstrap = suite.kafka.bootstrap_servers
     await publish(bootstrap, topics.AUDIT_EVENTS, numbered(source, 1), numbered(source, 2))
     await publish(bootstrap, topics.AUDIT_EVENTS, numbered(source, 1))
     [alert] = await read_topic(bootstrap, topics.AUDIT_ALERTS, where=gap_alerts(name))
-    assert "repeated" in json.loads(alert.value or b"{}")["detail"]
+    body = json.loads(alert.value or b"{}")
+    assert body["severity"] == "medium"
+    assert body["detail"].endswith(": 1 repeated (2 records)")

@@ -1,12 +1,24 @@
-"""Holes and repeats in a producer's sequence, with a grace period for late arrivals."""
+"""Holes and repeats in a producer's sequence, judged from the store with a grace period."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from moment_audit.domain.gaps import Finding, GapTracker
+from moment_audit.domain.findings import verification_alert
+from moment_audit.domain.gaps import (
+    Hole,
+    Repeat,
+    Settled,
+    baseline,
+    gap_alert,
+    producer_name,
+    repeat_alert,
+    settle,
+)
+from moment_contracts.alerts import AlertRaised
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+GRACE = timedelta(seconds=60)
 P = "/moment/identity"
 
 
@@ -14,71 +26,86 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def feed(tracker: GapTracker, *seqs: int, when: float = 0) -> list[Finding]:
-    return [f for seq in seqs for f in tracker.observe(P, seq, f"event-{seq}", at(when))]
+def test_nothing_missing_moves_the_mark_to_the_highest() -> None:
+    assert settle(4, 9, [], at(0), GRACE) == Settled([], 9)
 
 
-def test_in_order_raises_nothing() -> None:
-    tracker = GapTracker(grace_s=60)
-    assert feed(tracker, 1, 2, 3, 4) == []
-    assert tracker.due(at(3600)) == []
+def test_a_hole_within_its_grace_period_holds_the_mark_below_it() -> None:
+    hole = Hole(after=6, before=8, since=at(0))
+    assert settle(4, 9, [hole], at(59), GRACE) == Settled([], 6)
 
 
-def test_out_of_order_within_the_grace_period_raises_nothing() -> None:
-    tracker = GapTracker(grace_s=60)
-    assert feed(tracker, 1, 4, 2) == []
-    assert tracker.due(at(30)) == []
-    assert feed(tracker, 3, when=59) == []
-    assert tracker.due(at(3600)) == []
+def test_a_hole_past_its_grace_period_is_reported_and_passed() -> None:
+    hole = Hole(after=6, before=8, since=at(0))
+    assert settle(4, 9, [hole], at(60), GRACE) == Settled([hole], 9)
+    assert hole.missing == 1
 
 
-def test_a_number_missing_past_the_grace_period_is_one_gap() -> None:
-    tracker = GapTracker(grace_s=60)
-    feed(tracker, 1, 2, 5, 6)
-    assert tracker.due(at(59)) == []
-    [gap] = tracker.due(at(60))
-    assert (gap.kind, gap.producer, gap.expected_seq, gap.got_seq) == ("gap", P, 3, 5)
-    assert tracker.due(at(120)) == [], "a gap is reported once"
-    assert feed(tracker, 3, when=121) == [], "a straggler after the report is not news"
+def test_later_holes_wait_for_an_earlier_one_still_in_grace() -> None:
+    # Arrival order can disagree with numbering (clocks of two instances): the mark never skips.
+    early = Hole(after=2, before=4, since=at(30))
+    late = Hole(after=6, before=9, since=at(0))
+    assert settle(0, 12, [late, early], at(61), GRACE) == Settled([], 2)
+    assert settle(0, 12, [late, early], at(90), GRACE) == Settled([early, late], 12)
 
 
-def test_separate_holes_are_separate_gaps() -> None:
-    tracker = GapTracker(grace_s=10)
-    feed(tracker, 1, 3, 6)
-    gaps = tracker.due(at(10))
-    assert [(g.expected_seq, g.got_seq) for g in gaps] == [(2, 3), (4, 6)]
+def test_overdue_holes_are_reported_up_to_the_first_still_in_grace() -> None:
+    first = Hole(after=2, before=4, since=at(0))
+    second = Hole(after=5, before=7, since=at(10))
+    third = Hole(after=8, before=10, since=at(50))
+    assert settle(0, 12, [first, second, third], at(75), GRACE) == Settled([first, second], 8)
 
 
-def test_a_repeated_number_is_a_duplicate_at_once() -> None:
-    tracker = GapTracker(grace_s=60)
-    feed(tracker, 1, 2, 3)
-    [dup] = tracker.observe(P, 2, "another-event", at(1))
-    assert (dup.kind, dup.expected_seq, dup.got_seq) == ("duplicate", 4, 2)
-    assert tracker.observe(P, 2, "event-2", at(1)) == [], "a redelivery is not a repeat"
+def test_a_new_producer_settles_its_baseline_after_the_grace_period() -> None:
+    # Lower numbers may still be on their way: until the grace period passes, no baseline.
+    assert baseline(5000, at(0), at(59), GRACE) is None
+    assert baseline(5000, at(0), at(60), GRACE) == 4999
+    assert baseline(1, at(0), at(60), GRACE) == 0
 
 
-def test_producers_are_counted_apart() -> None:
-    tracker = GapTracker(grace_s=0)
-    assert tracker.observe("/a", 1, "a1", T0) == []
-    assert tracker.observe("/b", 1, "b1", T0) == []
-    assert tracker.observe("/a", 2, "a2", T0) == []
-    assert tracker.due(at(1)) == []
+def test_a_gap_alert_names_the_run_and_its_size() -> None:
+    alert = gap_alert(P, Hole(after=4, before=9, since=at(5)), at(70))
+    assert (alert.rule, alert.severity, alert.count, alert.window_s) == ("gap", "high", 4, 0)
+    assert alert.detail == "producer moment:identity: expected 5, got 9 (4 missing)"
+    assert (alert.first_seen, alert.last_seen) == (at(5), at(70))
+    assert (alert.subject_id, alert.actor_id, alert.source_ref) == (None, None, None)
 
 
-def test_the_first_number_seen_is_the_baseline() -> None:
-    # After a restart audit has no memory of earlier numbers: it must not call them all missing.
-    tracker = GapTracker(grace_s=0)
-    assert feed(tracker, 5000, 5001) == []
-    assert tracker.due(at(1)) == []
+def test_alert_ids_depend_on_the_finding_not_on_when_it_was_found() -> None:
+    # A second sweep, a restart or another instance raises the same id: consumers dedupe on it.
+    hole = Hole(after=4, before=9, since=at(5))
+    assert gap_alert(P, hole, at(70)).alert_id == gap_alert(P, hole, at(7000)).alert_id
+    moved = Hole(after=4, before=9, since=at(6))
+    assert gap_alert(P, moved, at(70)).alert_id == gap_alert(P, hole, at(70)).alert_id
+    other = gap_alert("/moment/consent", hole, at(70))
+    assert other.alert_id != gap_alert(P, hole, at(70)).alert_id
+    assert gap_alert(P, Hole(4, 8, at(5)), at(70)).alert_id != gap_alert(P, hole, at(70)).alert_id
 
 
-def test_memory_is_bounded() -> None:
-    tracker = GapTracker(grace_s=60, cap=100)
-    feed(tracker, *range(1, 1000))
-    assert tracker.size() <= 100
-    [gap] = feed(tracker, 5000)
-    assert (gap.kind, gap.expected_seq, gap.got_seq) == ("gap", 1000, 5000)
-    assert tracker.size() <= 200
-    for n in range(300):
-        tracker.observe(f"/producer-{n}", 1, "x", T0)
-    assert tracker.size() <= 200
+def test_a_repeat_is_one_alert_per_number() -> None:
+    twice = repeat_alert(P, Repeat(seq=7, copies=2, first_seen=at(0), last_seen=at(3)))
+    thrice = repeat_alert(P, Repeat(seq=7, copies=3, first_seen=at(0), last_seen=at(9)))
+    assert (twice.rule, twice.severity, twice.count) == ("gap", "medium", 2)
+    assert twice.detail == "producer moment:identity: 7 repeated (2 records)"
+    assert twice.alert_id == thrice.alert_id
+    hole = gap_alert(P, Hole(after=6, before=8, since=at(0)), at(70))
+    assert twice.alert_id != hole.alert_id
+
+
+def test_alert_text_keeps_only_name_shaped_producers() -> None:
+    assert producer_name("/moment/identity") == "moment:identity"
+    assert producer_name("/someone@example.test/x y") == "?"
+
+
+def test_verification_alerts_are_high_and_keyed_by_finding() -> None:
+    one = verification_alert("0:3:DELETED:", "partition 0 seq 3: DELETED", at(0))
+    again = verification_alert("0:3:DELETED:", "partition 0 seq 3: DELETED", at(3600))
+    other = verification_alert("0:4:DELETED:", "partition 0 seq 4: DELETED", at(0))
+    assert (one.rule, one.severity, one.count) == ("verification-failed", "high", 1)
+    assert one.detail == "audit verification failed: partition 0 seq 3: DELETED"
+    assert one.alert_id == again.alert_id != other.alert_id
+
+
+def test_alerts_round_trip_through_the_contract() -> None:
+    alert = gap_alert(P, Hole(after=1, before=3, since=at(0)), at(60))
+    assert AlertRaised.model_validate_json(alert.model_dump_json()) == alert

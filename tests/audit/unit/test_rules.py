@@ -268,32 +268,6 @@ def test_recovery_abuse_from_one_source_fires_at_ten() -> None:
     assert alerts[0].last_seen == attempts[-1].occurred_at
 
 
-def test_gap_alerts_missing_and_repeated_sequences_once() -> None:
-    engine = DetectionEngine()
-    [missing] = engine.note_gap("identity", 5, 9, at=T0)
-    assert (missing.rule, missing.severity) == ("gap", "high")
-    assert (missing.count, missing.window_s) == (4, 0)
-    assert missing.detail == "producer identity: expected 5, got 9 (4 missing)"
-    assert engine.note_gap("identity", 5, 9, at=T0) == []
-    [repeated] = engine.note_gap("consent", 7, 6, at=T0)
-    assert repeated.severity == "medium"
-    assert engine.note_gap("consent", 7, 7) == []
-
-
-def test_gap_without_a_time_uses_the_stream_clock() -> None:
-    engine = DetectionEngine()
-    engine.observe(ev(at=42))
-    [alert] = engine.note_gap("identity", 1, 3)
-    assert alert.first_seen == T0 + timedelta(seconds=42)
-
-
-def test_verification_failure_is_high() -> None:
-    engine = DetectionEngine()
-    [alert] = engine.note_verification_failure(3, at=T0)
-    assert (alert.rule, alert.severity, alert.count) == ("verification-failed", "high", 3)
-    assert engine.note_verification_failure(0, at=T0) == []
-
-
 def mixed_stream(n: int) -> list[PAD]:
     """Every record a new actor, subject and source, so nothing repeats but memory could grow."""
     kinds: list[tuple[Action, Outcome]] = [
@@ -375,6 +349,6 @@ def test_naive_times_are_read_as_utc() -> None:
 
 
 def test_alert_contract_round_trips() -> None:
-    [alert] = DetectionEngine().note_verification_failure(1, at=T0)
+    [alert] = DetectionEngine().observe(ev(at=1, outcome="denied"))
     assert AlertRaised.ce_type == "moment.audit.alert-raised.v1"
     assert AlertRaised.model_validate_json(alert.model_dump_json()) == alert

@@ -1,122 +1,112 @@
-"""Holes and repeats in a producer's audit sequence (`producer_seq`).
+"""Holes and repeats in a producer's audit sequence (`producer_seq`), judged from the store. Pure.
 
 Records are keyed by subject, so one producer's records reach audit through several partitions
-and arrive out of order. A number below the highest seen is therefore only *missing* for a grace
-period; it becomes a gap once the grace period passes without it. A number seen twice under
-different event ids is a repeat at once. Memory is bounded: at most `cap` missing numbers and
-`cap` remembered event ids per producer, and at most `cap` producers.
+and arrive out of order. A number below the highest stored is therefore only *missing* for a grace
+period, counted from when audit stored the first record above it; once that has passed it is a
+gap, reported once. A number stored under two event ids is a repeat (the store keeps one record
+per event id, so a redelivery is not one).
+
+Per producer the watch keeps a contiguous mark: every number up to it is stored or was reported
+missing. It looks only above the mark, so a sweep costs what arrived since the last one (plus what
+is still within its grace period), not the size of the store; and the mark is in the database, so
+a restart neither forgets a hole nor reports one twice.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from moment_audit.domain.findings import finding_alert
+from moment_audit.domain.rules import Rule, masked
+from moment_contracts.alerts import AlertRaised
 
 
 @dataclass(frozen=True)
-class Finding:
-    """`gap`: numbers expected_seq..got_seq-1 never arrived. `duplicate`: got_seq came again
-    while expected_seq was next."""
+class Hole:
+    """Numbers after+1 .. before-1 are missing; audit has known so since `since`."""
 
-    kind: Literal["gap", "duplicate"]
-    producer: str
-    expected_seq: int
-    got_seq: int
-    at: datetime
+    after: int
+    before: int
+    since: datetime
 
-
-@dataclass
-class _Producer:
-    highest: int
-    missing: dict[int, datetime] = field(default_factory=dict)
-    seen: OrderedDict[int, str] = field(default_factory=OrderedDict)
+    @property
+    def missing(self) -> int:
+        return self.before - self.after - 1
 
 
-class GapTracker:
-    def __init__(
-        self, grace_s: float = 60, cap: int = 10_000, clock: Callable[[], datetime] = _now
-    ) -> None:
-        self.grace = timedelta(seconds=grace_s)
-        self._cap = cap
-        self._clock = clock
-        self._producers: OrderedDict[str, _Producer] = OrderedDict()
+@dataclass(frozen=True)
+class Repeat:
+    """`seq` is stored `copies` times, under as many event ids."""
 
-    def observe(
-        self, producer: str, seq: int, event_id: str, at: datetime | None = None
-    ) -> list[Finding]:
-        """Note one record; returns a repeat, or a gap too large to wait for, right away."""
-        at = at or self._clock()
-        state = self._producers.get(producer)
-        if state is None:
-            # Audit keeps this in memory: after a restart, whatever comes first is the baseline.
-            self._remember(producer, _Producer(highest=seq), seq, event_id)
-            return []
-        if seq in state.seen:
-            if state.seen[seq] == event_id:
-                return []
-            return [Finding("duplicate", producer, state.highest + 1, seq, at)]
-        findings: list[Finding] = []
-        if seq > state.highest:
-            findings = self._open(producer, state, seq, at)
-            state.highest = seq
-        elif state.missing.pop(seq, None) is None:
-            # Older than anything remembered (or already reported missing): nothing to say.
-            return []
-        self._remember(producer, state, seq, event_id)
-        return findings
-
-    def due(self, now: datetime | None = None) -> list[Finding]:
-        """Missing numbers whose grace period has passed, as runs; each is reported once."""
-        now = now or self._clock()
-        findings: list[Finding] = []
-        for producer, state in self._producers.items():
-            overdue: list[int] = []
-            # Insertion order is arrival order, so the oldest come first.
-            for seq, since in state.missing.items():
-                if now - since < self.grace:
-                    break
-                overdue.append(seq)
-            for seq in overdue:
-                del state.missing[seq]
-            findings.extend(
-                Finding("gap", producer, start, end + 1, now) for start, end in _runs(overdue)
-            )
-        return findings
-
-    def size(self) -> int:
-        """Entries held: what the memory bound is about."""
-        return sum(len(s.missing) + len(s.seen) for s in self._producers.values())
-
-    def _open(self, producer: str, state: _Producer, seq: int, at: datetime) -> list[Finding]:
-        first = state.highest + 1
-        if seq - first > self._cap - len(state.missing):
-            # Too many to track one by one: report the whole hole now rather than grow.
-            return [Finding("gap", producer, first, seq, at)]
-        state.missing.update(dict.fromkeys(range(first, seq), at))
-        return []
-
-    def _remember(self, producer: str, state: _Producer, seq: int, event_id: str) -> None:
-        state.seen[seq] = event_id
-        if len(state.seen) > self._cap:
-            state.seen.popitem(last=False)
-        self._producers[producer] = state
-        self._producers.move_to_end(producer)
-        if len(self._producers) > self._cap:
-            self._producers.popitem(last=False)
+    seq: int
+    copies: int
+    first_seen: datetime
+    last_seen: datetime
 
 
-def _runs(numbers: list[int]) -> list[tuple[int, int]]:
-    runs: list[tuple[int, int]] = []
-    for n in sorted(numbers):
-        if runs and runs[-1][1] == n - 1:
-            runs[-1] = (runs[-1][0], n)
-        else:
-            runs.append((n, n))
-    return runs
+@dataclass(frozen=True)
+class Settled:
+    """What a sweep reports for one producer, and where its contiguous mark moves to."""
+
+    overdue: list[Hole]
+    contiguous: int
+
+
+def baseline(lowest: int, stored_at: datetime, now: datetime, grace: timedelta) -> int | None:
+    """The contiguous mark of a producer audit has not followed before: just below the lowest
+    number stored, once that number has been stored for the grace period (lower ones may still
+    be on their way). Numbers before it are not called missing: the producer may have numbered
+    events before this store kept the numbers."""
+    return lowest - 1 if now - stored_at >= grace else None
+
+
+def settle(
+    contiguous: int, highest: int, holes: Iterable[Hole], now: datetime, grace: timedelta
+) -> Settled:
+    """The holes above `contiguous` whose grace period has run out, and the new mark: just
+    below the first hole still within its grace period, else the highest number stored."""
+    overdue: list[Hole] = []
+    for hole in sorted(holes, key=lambda h: h.after):
+        if now - hole.since < grace:
+            # Later holes wait too, even if overdue: the mark only moves over what is settled.
+            return Settled(overdue, hole.after)
+        overdue.append(hole)
+    return Settled(overdue, max(contiguous, highest))
+
+
+def producer_name(source: str) -> str:
+    """A CloudEvents source is a path; alert text keeps only name-shaped values."""
+    return masked(source.strip("/").replace("/", ":"))
+
+
+def gap_alert(source: str, hole: Hole, now: datetime) -> AlertRaised:
+    expected = hole.after + 1
+    detail = (
+        f"producer {producer_name(source)}: expected {expected}, got {hole.before} "
+        f"({hole.missing} missing)"
+    )
+    return finding_alert(
+        Rule.GAP,
+        "high",
+        f"{source}:{expected}:{hole.before}",
+        detail,
+        count=hole.missing,
+        first_seen=hole.since,
+        last_seen=now,
+    )
+
+
+def repeat_alert(source: str, repeat: Repeat) -> AlertRaised:
+    """One per repeated number, however many copies it comes to."""
+    detail = f"producer {producer_name(source)}: {repeat.seq} repeated ({repeat.copies} records)"
+    return finding_alert(
+        Rule.GAP,
+        "medium",
+        f"{source}:{repeat.seq}:repeated",
+        detail,
+        count=repeat.copies,
+        first_seen=repeat.first_seen,
+        last_seen=repeat.last_seen,
+    )

@@ -22,7 +22,6 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from moment_audit.domain.gaps import GapTracker
 from moment_contracts.alerts import AlertRaised, Severity
 from moment_contracts.audit import PersonalDataAccessed
 
@@ -54,7 +53,6 @@ class RulesConfig(BaseModel):
     recovery_subject_failures: int = Field(default=5, ge=1)
     recovery_source_failures: int = Field(default=10, ge=1)
     recovery_window_s: int = Field(default=3600, ge=1)
-    gap_window_s: int = Field(default=300, ge=1, description="the same gap re-noted is one alert")
     gap_grace_s: float = Field(default=60, ge=0, description="how long a missing seq may be late")
     max_keys: int = Field(default=10_000, ge=1, description="keys per tracker")
     max_erased_subjects: int = Field(default=1_000_000, ge=1)
@@ -66,7 +64,7 @@ _DATA_ACTIONS = frozenset({"read", "write", "export", "erase"})
 _FAILED = frozenset({"failure", "denied"})
 # Alert text carries codes and field names only; anything else shaped like free text is masked.
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
-_ALERT_NS = uuid.UUID("5d0c7a52-3f55-4f0e-9a4b-6a1d2f0c9e11")
+ALERT_NAMESPACE = uuid.UUID("5d0c7a52-3f55-4f0e-9a4b-6a1d2f0c9e11")
 _GLOBAL = "global"
 
 
@@ -78,9 +76,14 @@ def _names(values: Iterable[str | None]) -> str:
     return ",".join(v if v and _NAME.fullmatch(v) else "?" for v in values) or "-"
 
 
+def masked(value: str) -> str:
+    """`value` if it is shaped like a name or code, else "?": what alert text may carry."""
+    return _names([value])
+
+
 def alert_id(rule: str, key: str, window_start: datetime) -> str:
     """Deterministic, so a replay raises the same ids and consumers can de-duplicate."""
-    return str(uuid.uuid5(_ALERT_NS, f"{rule}|{key}|{_utc(window_start).isoformat()}"))
+    return str(uuid.uuid5(ALERT_NAMESPACE, f"{rule}|{key}|{_utc(window_start).isoformat()}"))
 
 
 @dataclass(frozen=True)
@@ -217,8 +220,6 @@ class DetectionEngine:
         self._global_once = _Once(c.stuffing_window_s, 1)
         self._recovery_subject = _Threshold(c.recovery_subject_failures, c.recovery_window_s, keys)
         self._recovery_source = _Threshold(c.recovery_source_failures, c.recovery_window_s, keys)
-        self._gaps = _Once(c.gap_window_s, keys)
-        self.gap_tracker = GapTracker(c.gap_grace_s, keys)
         self._latest: datetime | None = None
         # Unique tokens for "every record counts" windows, where no natural id distinguishes them.
         self._tokens = count()
@@ -244,35 +245,10 @@ class DetectionEngine:
         if len(self._erased) > self.config.max_erased_subjects:
             self._erased.popitem(last=False)
 
-    def note_gap(
-        self, producer: str, expected_seq: int, got_seq: int, at: datetime | None = None
-    ) -> list[AlertRaised]:
-        """A producer's sequence skipped (records missing) or went back (repeated or reordered)."""
-        when = self._when(at)
-        key = f"{producer}:{expected_seq}:{got_seq}"
-        if got_seq == expected_seq or not self._gaps.first(key, when):
-            return []
-        missing = got_seq > expected_seq
-        what = f"{got_seq - expected_seq} missing" if missing else "repeated or out of order"
-        detail = f"producer {_names([producer])}: expected {expected_seq}, got {got_seq} ({what})"
-        hit = _Hit(abs(got_seq - expected_seq), when, when)
-        return [_alert(Rule.GAP, "high" if missing else "medium", key, hit, 0, detail, _Ids())]
-
-    def note_verification_failure(
-        self, findings_count: int, at: datetime | None = None
-    ) -> list[AlertRaised]:
-        """`moment audit verify` (or a background check) found the store altered."""
-        if findings_count < 1:
-            return []
-        when = self._when(at)
-        detail = f"audit verification failed with {findings_count} finding(s)"
-        hit = _Hit(findings_count, when, when)
-        return [_alert(Rule.VERIFICATION_FAILED, "high", "verify", hit, 0, detail, _Ids())]
-
     def state_size(self) -> int:
         """Entries held across every tracker: what the memory bound is about."""
         parts = sum(part.size() for part in self._parts())
-        return len(self._erased) + parts + self.gap_tracker.size()
+        return len(self._erased) + parts
 
     def _check_mass_read(self, event: PersonalDataAccessed, at: datetime) -> list[AlertRaised]:
         # An export is a read too, and usually a bigger one.
@@ -379,12 +355,6 @@ class DetectionEngine:
             return event.subject_id
         return ("?", event.request_id or next(self._tokens))
 
-    def _when(self, at: datetime | None) -> datetime:
-        # Without an explicit time, the stream's own clock keeps replays deterministic.
-        if at is not None:
-            return _utc(at)
-        return self._latest or datetime.now(UTC)
-
     def _advance(self, at: datetime) -> None:
         if self._latest is not None and at <= self._latest:
             return
@@ -395,7 +365,7 @@ class DetectionEngine:
     def _parts(self) -> Iterator[_Windows | _Once | _Threshold]:
         yield from (self._mass_read, self._denied, self._denials, self._erased_once)
         yield from (self._stuffing, self._global_fails, self._global_accounts, self._global_once)
-        yield from (self._recovery_subject, self._recovery_source, self._gaps)
+        yield from (self._recovery_subject, self._recovery_source)
 
 
 def _describe(event: PersonalDataAccessed) -> str:

@@ -1,4 +1,4 @@
-"""`moment-audit run | migrate | asyncapi | verify | search | tail`."""
+"""`moment-audit run | migrate | asyncapi | verify | prune | search | tail`."""
 
 from __future__ import annotations
 
@@ -16,31 +16,26 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
 
-from moment_audit.adapters.checkpoints import SqlCheckpointStore
 from moment_audit.adapters.kafka import register_handlers
-from moment_audit.adapters.orm import audit_records
-from moment_audit.adapters.repositories import SqlAuditStore
+from moment_audit.adapters.orm import audit_records, metadata
 from moment_audit.bootstrap import MIGRATIONS, build
 from moment_audit.config import AuditSettings
-from moment_audit.domain.chain import checkpoint_payload
+from moment_audit.domain.chain import iso_utc
+from moment_audit.entrypoints.prune import prune
 from moment_audit.entrypoints.roles import db_roles
 from moment_audit.service.queries import AccessQuery, entries_after, search
-from moment_audit.service.verify import (
-    ChainVerifier,
-    Checkpoint,
-    Report,
-    SignatureCheck,
-    offline_signature_check,
-)
+from moment_audit.service.verification import NoSignatureCheck, config_signatures, verify_store
+from moment_audit.service.verify import Report
+from moment_audit.service.watch import alert_findings
 from moment_contracts import topics
 from moment_contracts.audit_queries import MAX_LIMIT, AccessEntry, AccessHistory
 from moment_contracts.base import Contract
 from moment_contracts.catalogue import AUDIT_REPLIES, TOPIC_MESSAGES
 from moment_contracts.errors import ErrorReply
-from moment_crypto.errors import CryptoError, VaultPermissionDenied
-from moment_crypto.vault import VaultClient
+from moment_crypto.errors import CryptoError
 from moment_persistence.database import Database
 from moment_persistence.errors import PersistenceError
+from moment_persistence.unit_of_work import SqlUnitOfWork
 from moment_runtime.cli import service_cli
 from moment_runtime.docs import document, not_at_docs_time
 from moment_settings.loader import load_settings
@@ -65,57 +60,28 @@ def asyncapi() -> str:
 
 app = service_cli("audit", AuditSettings, build, MIGRATIONS, asyncapi)
 app.command("db-roles")(db_roles)
+app.command()(prune)
 
 
-class NoSignatureCheck(Exception):
-    """Checkpoints exist but there is no Vault configured to check their signatures."""
-
-
-async def _online_check(
-    vault: VaultClient, key: str, checkpoints: list[Checkpoint]
-) -> SignatureCheck:
-    # Only when the role may not read the public keys: one Vault call per checkpoint.
-    verdicts: dict[tuple[bytes, str], bool] = {}
-    for cp in checkpoints:
-        payload = checkpoint_payload(cp.partition, cp.seq, cp.hash, cp.created_at)
-        verdicts[payload, cp.signature] = await vault.verify(key, payload, cp.signature)
-    return lambda payload, signature: verdicts.get((payload, signature), False)
-
-
-async def _signature_check(
-    settings: AuditSettings, checkpoints: list[Checkpoint]
-) -> SignatureCheck:
-    if not checkpoints:
-        return lambda _payload, _signature: False
-    if settings.vault is None:
-        raise NoSignatureCheck(f"{len(checkpoints)} checkpoints, and no Vault to check them")
-    key = settings.checkpoints.key_name
-    async with VaultClient(settings.vault) as vault:
-        try:
-            return offline_signature_check(await vault.transit_public_keys(key))
-        except VaultPermissionDenied:
-            return await _online_check(vault, key, checkpoints)
-
-
-async def _verify(settings: AuditSettings, on_row: Callable[[int | None], None]) -> Report:
+async def _verify(
+    settings: AuditSettings, on_row: Callable[[int | None], None], alert: bool = False
+) -> Report:
     database = Database(settings.database)
     try:
+        signatures = config_signatures(settings.vault, settings.checkpoints.key_name)
         async with database.sessionmaker() as session:
-            checkpoints = await SqlCheckpointStore(session).all()
-            check = await _signature_check(settings, checkpoints)
-            on_row(await session.scalar(select(func.count()).select_from(audit_records)))
-            store = SqlAuditStore(session)
-            heads = {head.partition: head.seq for head in await store.heads()}
-            verifier = ChainVerifier(checkpoints, check, heads)
-            async for row in store.stream_chained():
-                verifier.feed(row)
-                on_row(None)
-            return verifier.finish()
+            report = await verify_store(session, signatures, on_row)
+        if alert:
+            # The running service's outbox relay publishes them to audit.alerts.
+            async with SqlUnitOfWork(database, metadata=metadata) as uow:
+                raised = await alert_findings(uow, report, settings.watch.max_verification_alerts)
+            typer.echo(f"{len(raised)} new verification-failed alerts outboxed", err=True)
+        return report
     finally:
         await database.dispose()
 
 
-def _run_with_progress(settings: AuditSettings, show: bool) -> Report:
+def _run_with_progress(settings: AuditSettings, show: bool, alert: bool = False) -> Report:
     with Progress(console=Console(stderr=True), disable=not show, transient=True) as progress:
         task = progress.add_task("verifying audit chains", total=None)
 
@@ -125,17 +91,24 @@ def _run_with_progress(settings: AuditSettings, show: bool) -> Report:
             else:
                 progress.advance(task)
 
-        return asyncio.run(_verify(settings, on_row))
+        return asyncio.run(_verify(settings, on_row, alert))
 
 
 @app.command()
 def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    alert: Annotated[
+        bool,
+        typer.Option(
+            "--alert",
+            help="Also raise a verification-failed alert per new finding, through the outbox.",
+        ),
+    ] = False,
 ) -> None:
     """Recompute every chain and check every checkpoint signature. Exit 0 only if all verifies."""
     settings = load_settings(AuditSettings)
     try:
-        report = _run_with_progress(settings, show=not as_json and sys.stderr.isatty())
+        report = _run_with_progress(settings, not as_json and sys.stderr.isatty(), alert)
     except (NoSignatureCheck, CryptoError, PersistenceError) as exc:
         typer.echo(f"moment-audit verify: {exc}", err=True)
         raise typer.Exit(EXIT_CANNOT_VERIFY) from None
@@ -146,6 +119,11 @@ def verify(
             typer.echo(finding.line())
         for warning in report.warnings:
             typer.echo(f"warning: {warning}")
+        for h in report.horizons:
+            typer.echo(
+                f"horizon: partition {h.partition} starts after seq {h.seq} "
+                f"(cut-off {iso_utc(h.cutoff)}, pruned {iso_utc(h.pruned_at)})"
+            )
         verdict = "verified" if report.ok else f"{len(report.findings)} findings"
         typer.echo(f"{report.records} records, {report.checkpoints} checkpoints: {verdict}")
     raise typer.Exit(0 if report.ok else 1)

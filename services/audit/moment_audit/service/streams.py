@@ -5,8 +5,6 @@ stores the record: neither is published for a record that was not kept, nor lost
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from moment_audit.domain.ocsf import to_ocsf
 from moment_audit.domain.rules import DetectionEngine
 from moment_contracts import topics
@@ -44,33 +42,9 @@ def alert_messages(alerts: list[AlertRaised]) -> list[OutboxMessage]:
 def follow_ups(
     envelope: Envelope, event: PersonalDataAccessed, engine: DetectionEngine | None
 ) -> list[OutboxMessage]:
+    """Gaps and repeats in the producer's numbering are the watch's (service/watch.py): it judges
+    them from the store, across instances and restarts, rather than from one instance's stream."""
     messages = [ocsf_message(envelope, event)]
     if engine is not None:
-        messages.extend(
-            alert_messages([*engine.observe(event), *gap_alerts(envelope, event, engine)])
-        )
+        messages.extend(alert_messages(engine.observe(event)))
     return messages
-
-
-def gap_alerts(
-    envelope: Envelope, event: PersonalDataAccessed, engine: DetectionEngine
-) -> list[AlertRaised]:
-    """Repeats of this record's producer_seq now; holes whose grace period has run out."""
-    # Arrival time, not occurred_at: the grace period is about how late a record may be delivered.
-    now = datetime.now(UTC)
-    tracker = engine.gap_tracker
-    findings = tracker.due(now)
-    if event.producer_seq is not None:
-        findings += tracker.observe(envelope.source, event.producer_seq, envelope.id, now)
-    return [
-        alert
-        for finding in findings
-        for alert in engine.note_gap(
-            _producer_name(finding.producer), finding.expected_seq, finding.got_seq, finding.at
-        )
-    ]
-
-
-def _producer_name(source: str) -> str:
-    # A CloudEvents source is a path; alert text keeps only name-shaped values.
-    return source.strip("/").replace("/", ":")

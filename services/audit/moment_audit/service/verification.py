@@ -1,0 +1,116 @@
+"""Verify a whole audit store: what `moment-audit verify` runs, and the watch every hour.
+
+One function for both, so the background check and the command can never judge one store
+differently. Signatures (checkpoints and retention horizons) are checked by whatever `signatures`
+the caller passes: the command opens Vault for the run, the service uses its running client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from moment_audit.adapters.checkpoints import SqlCheckpointStore
+from moment_audit.adapters.guarantees import unguarded_columns
+from moment_audit.adapters.orm import audit_records
+from moment_audit.adapters.repositories import SqlAuditStore
+from moment_audit.adapters.retention import SqlRetentionStore, TransitSignatures
+from moment_audit.domain.chain import checkpoint_payload
+from moment_audit.domain.retention import horizon_payload
+from moment_audit.service.verify import (
+    ChainVerifier,
+    Checkpoint,
+    Report,
+    SignatureCheck,
+    schema_findings,
+)
+from moment_crypto.config import VaultConfig
+from moment_crypto.vault import VaultClient
+
+# Signed (payload, signature) pairs in, a check for them out.
+Signatures = Callable[[list[tuple[bytes, str]]], Awaitable[SignatureCheck]]
+# Rows verified between two chances for other tasks to run, when verifying inside the service.
+YIELD_EVERY = 1000
+
+
+class NoSignatureCheck(Exception):
+    """Checkpoints exist but there is no Vault configured to check their signatures."""
+
+
+Progress = Callable[[int | None], None]
+
+
+def _nothing(_total: int | None) -> None:
+    return None
+
+
+async def _check(
+    vault: VaultClient, key_name: str, signed: list[tuple[bytes, str]]
+) -> SignatureCheck:
+    return await TransitSignatures(vault, key_name).checker(signed)
+
+
+def _nothing_signed(_payload: bytes, _signature: str) -> bool:
+    return False
+
+
+def vault_signatures(vault: VaultClient | None, key_name: str) -> Signatures:
+    """With a running Vault client (the service's)."""
+
+    async def check(signed: list[tuple[bytes, str]]) -> SignatureCheck:
+        if not signed:
+            return _nothing_signed
+        if vault is None:
+            raise NoSignatureCheck(f"{len(signed)} signatures, and no Vault to check them")
+        return await _check(vault, key_name, signed)
+
+    return check
+
+
+def config_signatures(config: VaultConfig | None, key_name: str) -> Signatures:
+    """For one run (the command): logs in to Vault only if there is a signature to check."""
+
+    async def check(signed: list[tuple[bytes, str]]) -> SignatureCheck:
+        if not signed or config is None:
+            return await vault_signatures(None, key_name)(signed)
+        async with VaultClient(config) as vault:
+            return await _check(vault, key_name, signed)
+
+    return check
+
+
+async def verify_store(
+    session: AsyncSession, signatures: Signatures, on_row: Progress = _nothing
+) -> Report:
+    """`on_row(total)` once with the number of records, then `on_row(None)` per record."""
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        # One snapshot for every query: a checkpoint, horizon or prune committed between two of
+        # them would otherwise look like tampering (SQLite's BEGIN IMMEDIATE already holds one).
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    checkpoints: list[Checkpoint] = await SqlCheckpointStore(session).all()
+    horizons = await SqlRetentionStore(session).horizons()
+    signed = [
+        (checkpoint_payload(cp.partition, cp.seq, cp.hash, cp.created_at), cp.signature)
+        for cp in checkpoints
+    ] + [(horizon_payload(h), h.signature) for h in horizons]
+    # Without a checkpoint there is nothing a signature could vouch for (nor a horizon).
+    check = await signatures(signed if checkpoints else [])
+    on_row(await session.scalar(select(func.count()).select_from(audit_records)))
+    store = SqlAuditStore(session)
+    unguarded = await unguarded_columns(session)
+    heads = {head.partition: head.seq for head in await store.heads()}
+    verifier = ChainVerifier(checkpoints, check, heads, horizons)
+    fed = 0
+    async for row in store.stream_chained():
+        verifier.feed(row)
+        on_row(None)
+        fed += 1
+        if fed % YIELD_EVERY == 0:
+            # Hashing is CPU work: let ingest and the relay run between stretches of it.
+            await asyncio.sleep(0)
+    report = verifier.finish()
+    report.findings[:0] = schema_findings(unguarded)
+    return report
