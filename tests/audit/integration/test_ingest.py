@@ -47,9 +47,9 @@ async def _stored(suite: Suite, subject_id: str) -> list[dict[str, object]]:
 
 async def test_redelivery_never_doubles_a_record(suite: Suite) -> None:
     subject_id = str(uuid.uuid4())
-    event = Envelope.of(access(subject_id), source="/moment/identity", subject=subject_id)
+    event = Envelope.of(access(subject_id), source="/test/identity", subject=subject_id)
     other_source = Envelope(
-        type=event.type, source="/moment/consent", id=event.id, data=event.data, subject=subject_id
+        type=event.type, source="/test/consent", id=event.id, data=event.data, subject=subject_id
     )
     await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, event, event, other_source)
     for _ in range(200):
@@ -58,14 +58,14 @@ async def test_redelivery_never_doubles_a_record(suite: Suite) -> None:
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
     rows = await _stored(suite, subject_id)
-    assert sorted(str(r["source"]) for r in rows) == ["/moment/consent", "/moment/identity"]
+    assert sorted(str(r["source"]) for r in rows) == ["/test/consent", "/test/identity"]
     assert rows[0]["fields"] == ["email"]
 
 
 async def test_a_redelivered_event_takes_no_seq(suite: Suite) -> None:
     subject_id = str(uuid.uuid4())
-    first = Envelope.of(access(subject_id), source="/moment/identity", subject=subject_id)
-    second = Envelope.of(access(subject_id), source="/moment/identity", subject=subject_id)
+    first = Envelope.of(access(subject_id), source="/test/identity", subject=subject_id)
+    second = Envelope.of(access(subject_id), source="/test/identity", subject=subject_id)
     # One subject, one key: one partition, in this order.
     await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, first, first, second)
     for _ in range(200):
@@ -95,15 +95,13 @@ async def publish_together(bootstrap: str, *envelopes: Envelope) -> None:
 
 
 def raw(subject_id: str, data: bytes, type_: str = PersonalDataAccessed.ce_type) -> Envelope:
-    return Envelope(type=type_, source="/moment/identity", data=data, subject=subject_id)
+    return Envelope(type=type_, source="/test/identity", data=data, subject=subject_id)
 
 
 async def test_a_bad_record_is_dead_lettered_alone_and_the_batch_stored(suite: Suite) -> None:
     subject_id = str(uuid.uuid4())
     good = [
-        Envelope.of(
-            access(subject_id, producer_seq=n), source="/moment/identity", subject=subject_id
-        )
+        Envelope.of(access(subject_id, producer_seq=n), source="/test/identity", subject=subject_id)
         for n in (1, 2, 3)
     ]
     valid = json.loads(good[0].data)
@@ -113,7 +111,7 @@ async def test_a_bad_record_is_dead_lettered_alone_and_the_batch_stored(suite: S
         "unknown-type": raw(subject_id, good[0].data, "moment.audit.something-else.v1"),
         # PostgreSQL cannot hold U+0000 in jsonb: the store refuses this one record.
         "handler-rejected": Envelope.of(
-            access(subject_id, actor_id="staff\x00"), source="/moment/identity", subject=subject_id
+            access(subject_id, actor_id="staff\x00"), source="/test/identity", subject=subject_id
         ),
     }
     order = [good[0], *bad.values(), good[1], good[2]]
@@ -151,7 +149,7 @@ def incoming(
     partition: int, offset: int, subject_id: str = "subject-1", **changes: Any
 ) -> Incoming:
     event = access(subject_id, **changes)
-    envelope = Envelope.of(event, source="/moment/identity", subject=subject_id)
+    envelope = Envelope.of(event, source="/test/identity", subject=subject_id)
     return Incoming(envelope, event, partition, offset)
 
 

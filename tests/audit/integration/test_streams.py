@@ -17,7 +17,7 @@ from tests.support.suite import Suite
 async def test_each_record_is_published_in_ocsf(suite: Suite) -> None:
     subject_id = str(uuid.uuid4())
     event = Envelope.of(
-        access(subject_id, actor_id="staff-streams"), source="/moment/identity", subject=subject_id
+        access(subject_id, actor_id="staff-streams"), source="/test/identity", subject=subject_id
     )
     await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, event, event)
     records = await read_topic(
@@ -36,7 +36,7 @@ async def test_a_denied_access_raises_an_alert(suite: Suite) -> None:
     subject_id = str(uuid.uuid4())
     event = Envelope.of(
         access(subject_id, "denied", actor_id="staff-streams"),
-        source="/moment/identity",
+        source="/test/identity",
         subject=subject_id,
     )
     await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, event)
