@@ -3,14 +3,21 @@
 The `cloudevents` SDK does the attribute-to-header mapping and validates required attributes; this
 module adds what the SDK leaves to us: typed bodies, the subject as partition key, and the W3C trace
 headers and request/reply headers that travel beside the CloudEvents attributes.
+
+Every record a service sends or consumes goes through here, and the SDK's generic mapping and
+validation cost tens of microseconds a record. So the plain shapes our own producers write (known
+attributes only, a UTC `time` in "Z" form) are mapped here directly, to the same headers and the
+same attributes; anything else still goes through the SDK, which accepts or refuses it as before.
+tests/contract/test_envelope_plain.py compares both ways byte for byte.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from cloudevents.core.bindings import kafka as ce_kafka
@@ -24,6 +31,18 @@ CORRELATION_ID = "correlation_id"
 REPLY_TO = "reply_to"
 TRACE_HEADERS = ("traceparent", "tracestate")
 _FORMAT = JSONFormat()
+SPECVERSION = "1.0"
+# The attributes the SDK maps without checks of its own beyond "present, a non-empty string"
+# (and specversion 1.0): a record with any other ce_ header is left to the SDK.
+_KNOWN_HEADERS = frozenset(
+    {"ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "ce_subject", "ce_dataschema"}
+)
+_REQUIRED_HEADERS = ("ce_id", "ce_source", "ce_type")
+_OPTIONAL_HEADERS = ("ce_subject", "ce_dataschema", "content-type")
+# What `time.isoformat()` writes for a UTC instant, with the SDK's "Z": parsed the same by
+# datetime.fromisoformat and by the SDK's (dateutil's) ISO 8601 parser.
+# ASCII digits only: the SDK's parser refuses others.
+_UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{6})?Z")
 
 KafkaHeaders = list[tuple[str, bytes]]
 
@@ -62,6 +81,46 @@ class Envelope:
         return self.subject.encode() if self.subject else None
 
     def headers(self) -> KafkaHeaders:
+        headers = self._plain_headers()
+        if headers is None:
+            headers = self._sdk_headers()
+        headers.extend((name, value.encode()) for name, value in self.extra.items())
+        return headers
+
+    def _plain_headers(self) -> KafkaHeaders | None:
+        """The SDK's headers for the plain case, in its order; None when the SDK must judge."""
+        moment = self.time
+        if not (
+            type(self.id) is str
+            and type(self.source) is str
+            and type(self.type) is str
+            and self.id
+            and self.source
+            and self.type
+            and isinstance(moment, datetime)
+            and moment.tzinfo
+            and (not self.subject or type(self.subject) is str)
+            and (not self.dataschema or type(self.dataschema) is str)
+        ):
+            return None
+        time = moment.isoformat()
+        if time.endswith("+00:00"):
+            time = time[:-6] + "Z"
+        headers = [
+            ("ce_id", self.id.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_time", time.encode()),
+            ("content-type", _CONTENT_TYPE_BYTES),
+        ]
+        if self.subject:
+            headers.append(("ce_subject", self.subject.encode()))
+        if self.dataschema:
+            headers.append(("ce_dataschema", self.dataschema.encode()))
+        headers.append(("ce_specversion", _SPECVERSION_BYTES))
+        return headers
+
+    def _sdk_headers(self) -> KafkaHeaders:
         attributes: dict[str, Any] = {
             "id": self.id,
             "source": self.source,
@@ -74,9 +133,7 @@ class Envelope:
         if self.dataschema:
             attributes["dataschema"] = self.dataschema
         message = ce_kafka.to_binary(CloudEvent(attributes=attributes, data=None), _FORMAT)
-        headers = [(name, value) for name, value in message.headers.items()]
-        headers.extend((name, value.encode()) for name, value in self.extra.items())
-        return headers
+        return list(message.headers.items())
 
     def header(self, name: str) -> str | None:
         return self.extra.get(name)
@@ -95,6 +152,11 @@ def from_kafka(headers: Iterable[tuple[str, bytes]], value: bytes) -> Envelope:
 
     """
     raw = headers_to_dict(headers)
+    plain = _plain_envelope(raw, value)
+    return plain if plain is not None else _sdk_envelope(raw, value)
+
+
+def _sdk_envelope(raw: dict[str, str], value: bytes) -> Envelope:
     ce_headers = {
         k: v.encode() for k, v in raw.items() if k.startswith("ce_") or k == "content-type"
     }
@@ -113,6 +175,68 @@ def from_kafka(headers: Iterable[tuple[str, bytes]], value: bytes) -> Envelope:
         subject=attributes.get("subject"),
         time=attributes.get("time") or datetime.now(UTC),
         dataschema=attributes.get("dataschema"),
+        data=value,
+        extra=extra,
+    )
+
+
+def _sdk_utc() -> tzinfo | None:
+    """The tzinfo the SDK gives a "Z" time, so a plain parse yields the very same datetime."""
+    message = ce_kafka.KafkaMessage(
+        headers={
+            "ce_id": b"-",
+            "ce_source": b"-",
+            "ce_type": b"-",
+            "ce_time": b"2000-01-01T00:00:00Z",
+        },
+        key=None,
+        value=b"",
+    )
+    time: datetime = ce_kafka.from_binary(message, _FORMAT).get_attributes()["time"]
+    return time.tzinfo
+
+
+_CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
+_SPECVERSION_BYTES = SPECVERSION.encode()
+_SDK_UTC = _sdk_utc()
+
+
+def _plain_time(raw: Mapping[str, str]) -> datetime | None:
+    """`ce_time` as the SDK parses it, or None when absent, or not in the plain "Z" form."""
+    text = raw.get("ce_time")
+    if text is None or _UTC_TIME.fullmatch(text) is None:
+        return None
+    try:
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=_SDK_UTC)
+    except ValueError:  # a month 13, a leap second...: the SDK says what is wrong
+        return None
+
+
+def _plain_envelope(raw: dict[str, str], value: bytes) -> Envelope | None:
+    """The envelope the SDK would give for a plain record; None when the SDK must judge it."""
+    extra: dict[str, str] = {}
+    for name, text in raw.items():
+        if name.startswith("ce_"):
+            if name not in _KNOWN_HEADERS:
+                return None
+        elif name != "content-type":
+            extra[name] = text
+    if raw.get("ce_specversion", SPECVERSION) != SPECVERSION:
+        return None
+    if not all(raw.get(name) for name in _REQUIRED_HEADERS):
+        return None
+    if any(name in raw and not raw[name] for name in _OPTIONAL_HEADERS):
+        return None
+    time = _plain_time(raw)
+    if time is None and "ce_time" in raw:
+        return None
+    return Envelope(
+        type=raw["ce_type"],
+        source=raw["ce_source"],
+        id=raw["ce_id"],
+        subject=raw.get("ce_subject"),
+        time=time or datetime.now(UTC),
+        dataschema=raw.get("ce_dataschema"),
         data=value,
         extra=extra,
     )

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka.structs import ConsumerRecord
 from faststream import BaseMiddleware
@@ -24,6 +24,7 @@ from faststream.exceptions import SubscriberNotFound
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
+from moment_contracts.base import Contract
 from moment_contracts.envelope import (
     REPLY_TO,
     Envelope,
@@ -45,6 +46,7 @@ from moment_messaging.replies import Replier
 from moment_telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
+ContractT = TypeVar("ContractT", bound=Contract)
 
 _REPLY_CODES = {
     "malformed": ErrorCode.MALFORMED,
@@ -84,10 +86,10 @@ class RejectedRecords(PermanentError):
         self.rejected = rejected
 
 
-def check_record(
+def check_envelope(
     record: ConsumerRecord[Any, Any], accepted: frozenset[str], max_bytes: int
 ) -> Envelope:
-    """The parser's checks for one record (size, envelope, type, JSON); raises DecodeError."""
+    """check_record's checks but the JSON one (size, envelope, type); raises DecodeError."""
     value = record.value or b""
     if len(value) > max_bytes:
         raise OversizedMessage(f"{len(value)} bytes exceeds the limit of {max_bytes}")
@@ -97,11 +99,34 @@ def check_record(
         raise MalformedMessage(str(exc)) from None
     if envelope.type not in accepted:
         raise UnknownMessageType(f"unsupported type or version {envelope.type!r}")
+    return envelope
+
+
+def _check_json(value: bytes) -> None:
     try:
         json.loads(value)
     except (ValueError, UnicodeDecodeError):
         raise MalformedMessage("the body is not valid JSON") from None
+
+
+def check_record(
+    record: ConsumerRecord[Any, Any], accepted: frozenset[str], max_bytes: int
+) -> Envelope:
+    """The parser's checks for one record (size, envelope, type, JSON); raises DecodeError."""
+    envelope = check_envelope(record, accepted, max_bytes)
+    _check_json(envelope.data)
     return envelope
+
+
+def validate_body(model: type[ContractT], envelope: Envelope) -> ContractT:
+    """The body as `model`, after check_envelope: check_record's JSON check and then the
+    schema's, with one parse of a valid body. A body that is not JSON is still "malformed"
+    (MalformedMessage), one that breaks the schema a ValidationError."""
+    try:
+        return model.model_validate_json(envelope.data)
+    except ValidationError:
+        _check_json(envelope.data)
+        raise
 
 
 def make_parser(

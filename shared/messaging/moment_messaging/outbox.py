@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
-from sqlalchemy import insert, select, update
+from sqlalchemy import ARRAY, DateTime, LargeBinary, Text, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from moment_contracts.envelope import Envelope
@@ -42,6 +43,30 @@ def current_trace_headers() -> dict[str, str]:
     return carrier
 
 
+# PostgreSQL's writer: five arrays, so one prepared statement serves every batch size (a
+# multi-row VALUES is a new statement, prepared and planned again, for each row count).
+_POSTGRESQL_INSERT = """
+INSERT INTO {table} (event_id, topic, message_key, headers, payload, created_at)
+SELECT e, t, k, CAST(h AS json), p, CAST(:created_at AS timestamptz)
+FROM unnest(CAST(:event_ids AS text[]), CAST(:topics AS text[]), CAST(:keys AS bytea[]),
+            CAST(:headers AS text[]), CAST(:payloads AS bytea[])) AS u(e, t, k, h, p)
+"""
+_ARRAYS = (
+    bindparam("event_ids", type_=ARRAY(Text)),
+    bindparam("topics", type_=ARRAY(Text)),
+    bindparam("keys", type_=ARRAY(LargeBinary)),
+    bindparam("headers", type_=ARRAY(Text)),
+    bindparam("payloads", type_=ARRAY(LargeBinary)),
+    bindparam("created_at", type_=DateTime(timezone=True)),
+)
+
+
+def _row_headers(envelope: Envelope, trace_headers: dict[str, str]) -> list[list[str]]:
+    return [[k, v.decode()] for k, v in envelope.headers()] + [
+        [k, v] for k, v in trace_headers.items() if k not in envelope.extra
+    ]
+
+
 async def add_to_outbox(
     session: AsyncSession, tables: MessagingTables, messages: Sequence[OutboxMessage]
 ) -> None:
@@ -50,19 +75,32 @@ async def add_to_outbox(
         return
     trace_headers = current_trace_headers()
     now = datetime.now(UTC)
+    table = tables.outbox
+    if session.get_bind().dialect.name == "postgresql":
+        # The JSON column's own encoding (SQLAlchemy's default json.dumps), as text.
+        statement = text(_POSTGRESQL_INSERT.format(table=table.name)).bindparams(*_ARRAYS)
+        arrays = {
+            "event_ids": [m.envelope.id for m in messages],
+            "topics": [m.topic for m in messages],
+            "keys": [m.envelope.key for m in messages],
+            "headers": [json.dumps(_row_headers(m.envelope, trace_headers)) for m in messages],
+            "payloads": [m.envelope.data for m in messages],
+            "created_at": now,
+        }
+        await session.execute(statement, arrays)
+        return
     rows = [
         {
             "event_id": m.envelope.id,
             "topic": m.topic,
             "message_key": m.envelope.key,
-            "headers": [[k, v.decode()] for k, v in m.envelope.headers()]
-            + [[k, v] for k, v in trace_headers.items() if k not in m.envelope.extra],
+            "headers": _row_headers(m.envelope, trace_headers),
             "payload": m.envelope.data,
             "created_at": now,
         }
         for m in messages
     ]
-    await session.execute(insert(tables.outbox), rows)
+    await session.execute(insert(table), rows)
 
 
 class OutboxRelay:

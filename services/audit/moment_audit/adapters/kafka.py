@@ -26,7 +26,12 @@ from moment_contracts.audit_queries import SearchAccess
 from moment_contracts.catalogue import TOPIC_MESSAGES
 from moment_contracts.registry import DecodeError
 from moment_messaging.config import KafkaConfig
-from moment_messaging.deadletter import PermanentError, RejectedRecords, check_record
+from moment_messaging.deadletter import (
+    PermanentError,
+    RejectedRecords,
+    check_envelope,
+    validate_body,
+)
 from moment_messaging.runtime import (
     envelope_of,
     of_type,
@@ -53,8 +58,9 @@ def decode(
     rejected: Rejected = []
     for record in records:
         try:
-            envelope = check_record(record, accepted, config.max_message_bytes)
-            event = PersonalDataAccessed.model_validate_json(envelope.data)
+            envelope = check_envelope(record, accepted, config.max_message_bytes)
+            # check_record's JSON check and the schema's in one parse of the body.
+            event = validate_body(PersonalDataAccessed, envelope)
         except (DecodeError, ValidationError) as exc:
             rejected.append((record, exc))
             continue

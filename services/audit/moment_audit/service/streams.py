@@ -5,6 +5,10 @@ stores the record: neither is published for a record that was not kept, nor lost
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import TypeAdapter
+
 from moment_audit.domain.ocsf import to_ocsf
 from moment_audit.domain.rules import DetectionEngine
 from moment_contracts import topics
@@ -17,15 +21,33 @@ SOURCE = "/moment/audit"
 PRODUCT_VERSION = "0.1.0"
 
 
+# OcsfEvent's own fields come first in its JSON, then the rest in the mapping's order.
+_OCSF_FIELDS = tuple(OcsfEvent.model_fields)
+_OCSF_SCHEMA = OcsfEvent.dataschema()
+# pydantic's own JSON writer (what model_dump_json uses), for a plain mapping.
+_JSON: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+
+
+def ocsf_body(ocsf: dict[str, Any]) -> bytes:
+    """OcsfEvent.model_validate(ocsf).model_dump_json(), without the model in between: to_ocsf's
+    types already are OcsfEvent's (tests/audit/unit/test_ocsf_body.py compares the bytes)."""
+    ordered = {name: ocsf[name] for name in _OCSF_FIELDS}
+    ordered.update(ocsf)
+    return _JSON.dump_json(ordered)
+
+
 def ocsf_message(envelope: Envelope, event: PersonalDataAccessed) -> OutboxMessage:
-    ocsf = OcsfEvent.model_validate(
-        to_ocsf(
-            event, source=envelope.source, event_id=envelope.id, product_version=PRODUCT_VERSION
-        )
+    ocsf = to_ocsf(
+        event, source=envelope.source, event_id=envelope.id, product_version=PRODUCT_VERSION
     )
-    return OutboxMessage(
-        topics.AUDIT_OCSF, Envelope.of(ocsf, source=SOURCE, subject=event.subject_id)
+    body = Envelope(
+        type=OcsfEvent.ce_type,
+        source=SOURCE,
+        data=ocsf_body(ocsf),
+        subject=event.subject_id,
+        dataschema=_OCSF_SCHEMA,
     )
+    return OutboxMessage(topics.AUDIT_OCSF, body)
 
 
 def alert_messages(alerts: list[AlertRaised]) -> list[OutboxMessage]:
