@@ -1,11 +1,13 @@
-"""Reading what the audit service stored, waiting for records that are still on their way."""
+"""Reading what the audit service stored, waiting for records that are still on their way; and
+changing it behind the service's back, as a DBA could."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Executable, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from moment_audit.adapters.orm import audit_records
 from tests.support.suite import Suite
@@ -28,3 +30,19 @@ async def stored_audit(
 
 def of(subject_id: str, action: str) -> tuple[Any, Any]:
     return audit_records.c.subject_id == subject_id, audit_records.c.action == action
+
+
+async def as_dba(engine: AsyncEngine, *statements: str | Executable) -> None:
+    """Run statements with every trigger out of the way: replica mode on PostgreSQL (the
+    owner's way around triggers), dropped triggers on SQLite (which has no such mode)."""
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        else:
+            names = await connection.scalars(
+                text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            )
+            for name in list(names):
+                await connection.execute(text(f"DROP TRIGGER {name}"))
+        for statement in statements:
+            await connection.execute(text(statement) if isinstance(statement, str) else statement)

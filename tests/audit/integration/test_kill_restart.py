@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +42,7 @@ from moment_contracts.envelope import Envelope
 from moment_contracts.topics import CORE_TOPICS
 from moment_crypto import VaultClient, VaultConfig
 from moment_crypto.errors import VaultPermissionDenied
-from moment_devstack.processes import LOOPBACK, ManagedProcess, tansu
+from moment_devstack.processes import LOOPBACK, ManagedProcess
 from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
 from tests.support.audit_events import access
@@ -231,16 +231,6 @@ async def redeliver(
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[ManagedProcess]:
-    broker = tansu(tmp_path)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture
 async def audit_db(
     postgres_database_factory: PostgresDatabases,
 ) -> AsyncIterator[tuple[str, AsyncEngine]]:
@@ -253,12 +243,12 @@ async def audit_db(
 
 
 async def test_sigkill_mid_ingest_loses_and_doubles_nothing(
-    own_broker: ManagedProcess,
+    private_broker: ManagedProcess,
     audit_db: tuple[str, AsyncEngine],
     vault_config_factory: Callable[[str], VaultConfig],
     tmp_path: Path,
 ) -> None:
-    bootstrap = f"{LOOPBACK}:{own_broker.port}"
+    bootstrap = f"{LOOPBACK}:{private_broker.port}"
     await ensure_topics(KafkaConfig(bootstrap_servers=bootstrap), CORE_TOPICS)
     url, engine = audit_db
     vault = vault_config_factory("audit")

@@ -47,6 +47,7 @@ from moment_persistence.errors import PersistenceError
 from moment_persistence.migrations import upgrade_to_head
 from moment_telemetry.config import TelemetryConfig
 from tests.audit.integration.test_tamper import DIALECTS, PER_PARTITION, Store, environment
+from tests.support.audit_store import as_dba
 from tests.support.kafka import header, read_topic
 from tests.support.postgres import PostgresDatabases, fresh_database_url
 from tests.support.vault import VaultServer
@@ -107,19 +108,7 @@ class AgedStore(Store):
 
     async def dba(self, *statements: Any) -> None:
         """What a DBA could do with every trigger out of the way."""
-        async with self.database.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                await connection.execute(text("SET LOCAL session_replication_role = replica"))
-            else:
-                names = await connection.scalars(
-                    text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-                )
-                for name in list(names):
-                    await connection.execute(text(f"DROP TRIGGER {name}"))
-            for statement in statements:
-                await connection.execute(
-                    text(statement) if isinstance(statement, str) else statement
-                )
+        await as_dba(self.database.engine, *statements)
 
 
 @pytest.fixture(params=DIALECTS)

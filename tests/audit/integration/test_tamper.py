@@ -21,7 +21,6 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Executable, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from moment_audit.adapters.agreement import CONSTRAINT, FUNCTION, FUNCTION_SQL, POSTGRESQL_CHECK
 from moment_audit.adapters.checkpoints import Checkpointer
@@ -42,6 +41,7 @@ from moment_persistence.errors import PersistenceError
 from moment_persistence.migrations import upgrade_to_head
 from moment_persistence.unit_of_work import SqlUnitOfWork
 from tests.support.audit_events import access
+from tests.support.audit_store import as_dba
 from tests.support.postgres import PostgresDatabases, fresh_database_url
 from tests.support.produce import publish
 from tests.support.suite import Suite
@@ -107,20 +107,7 @@ class Store:
 
     async def tamper(self, *statements: str | Executable) -> None:
         """What a DBA could do, around the triggers."""
-        async with self.database.engine.begin() as connection:
-            await self._bypass_triggers(connection)
-            for statement in statements:
-                await connection.execute(
-                    text(statement) if isinstance(statement, str) else statement
-                )
-
-    async def _bypass_triggers(self, connection: AsyncConnection) -> None:
-        if connection.dialect.name == "postgresql":
-            await connection.execute(text("SET LOCAL session_replication_role = replica"))
-            return
-        for table in ("audit_records", "audit_checkpoints"):
-            for verb in ("update", "delete"):
-                await connection.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_{verb}"))
+        await as_dba(self.database.engine, *statements)
 
 
 @pytest.fixture(params=DIALECTS)
