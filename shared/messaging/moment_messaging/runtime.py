@@ -86,7 +86,8 @@ def subscribe_batch(
 ) -> BatchSubscriber:
     """A consumer-group subscriber handed up to `max_records` records per call, whatever has
     arrived, committed only after the handler returns. No parser: the handler checks each record
-    (`deadletter.check_record`) and raises `RejectedRecords` for the ones it cannot take."""
+    (`deadletter.check_envelope`, `validate_body`) and raises `RejectedRecords` for the ones it
+    cannot take."""
     return broker.subscriber(
         topic,
         group_id=group_id,

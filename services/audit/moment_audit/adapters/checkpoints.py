@@ -26,6 +26,7 @@ from moment_audit.domain.chain import ChainHead, checkpoint_payload
 from moment_audit.service.verify import Checkpoint
 from moment_contracts import topics
 from moment_contracts.audit_chain import CheckpointSigned
+from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope
 from moment_crypto.errors import CryptoError
 from moment_crypto.vault import VaultClient
@@ -35,6 +36,12 @@ from moment_persistence.unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 SOURCE = "/moment/audit"
+
+
+async def announce(session: AsyncSession, body: Contract, partition: int) -> None:
+    """Publish a change to a partition's chain on audit.checkpoints, in the caller's transaction."""
+    envelope = Envelope.of(body, source=SOURCE, subject=f"partition-{partition}")
+    await add_to_outbox(session, messaging, [OutboxMessage(topics.AUDIT_CHECKPOINTS, envelope)])
 
 
 class SqlCheckpointStore:
@@ -129,8 +136,7 @@ class Checkpointer:
             created_at=cp.created_at,
             signature=cp.signature,
         )
-        envelope = Envelope.of(body, source=SOURCE, subject=f"partition-{cp.partition}")
-        await add_to_outbox(session, messaging, [OutboxMessage(topics.AUDIT_CHECKPOINTS, envelope)])
+        await announce(session, body, cp.partition)
         return True
 
     async def _loop(self) -> None:

@@ -8,22 +8,18 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from moment_audit.adapters.checkpoints import announce
 from moment_audit.adapters.orm import (
     audit_chain_heads,
     audit_records,
     audit_retention_horizons,
-    messaging,
 )
 from moment_audit.domain.retention import Horizon
 from moment_audit.service.verify import SignatureCheck, offline_signature_check
-from moment_contracts import topics
 from moment_contracts.audit_chain import RetentionApplied
-from moment_contracts.envelope import Envelope
 from moment_crypto.errors import VaultPermissionDenied
 from moment_crypto.vault import VaultClient
-from moment_messaging.outbox import OutboxMessage, add_to_outbox
 
-SOURCE = "/moment/audit"
 _H = audit_retention_horizons.c
 _R = audit_records.c
 
@@ -64,29 +60,21 @@ class SqlRetentionStore:
 
     async def add(self, horizon: Horizon) -> None:
         """Store the horizon and announce it on audit.checkpoints, in the caller's transaction."""
+        signed = {
+            "seq": horizon.seq,
+            "hash": horizon.hash,
+            "cutoff": horizon.cutoff,
+            "pruned_at": horizon.pruned_at,
+            "records": horizon.records,
+            "signature": horizon.signature,
+        }
         await self._session.execute(
-            insert(audit_retention_horizons).values(
-                chain_partition=horizon.partition,
-                seq=horizon.seq,
-                hash=horizon.hash,
-                cutoff=horizon.cutoff,
-                pruned_at=horizon.pruned_at,
-                records=horizon.records,
-                signature=horizon.signature,
-            )
+            insert(audit_retention_horizons).values(chain_partition=horizon.partition, **signed)
         )
-        body = RetentionApplied(
-            partition=horizon.partition,
-            seq=horizon.seq,
-            hash=horizon.hash,
-            cutoff=horizon.cutoff,
-            pruned_at=horizon.pruned_at,
-            records=horizon.records,
-            signature=horizon.signature,
-        )
-        envelope = Envelope.of(body, source=SOURCE, subject=f"partition-{horizon.partition}")
-        await add_to_outbox(
-            self._session, messaging, [OutboxMessage(topics.AUDIT_CHECKPOINTS, envelope)]
+        await announce(
+            self._session,
+            RetentionApplied(partition=horizon.partition, **signed),
+            horizon.partition,
         )
 
     async def delete_batch(self, partition: int, up_to: int, size: int) -> int:
