@@ -33,6 +33,7 @@ from moment_identity.service.principals import PrincipalDeps, StaffAdmin, servic
 from moment_identity.service.reads import ReadDeps
 from moment_identity.service.recovery import CodeChannel, RecoveryDeps
 from moment_identity.service.registration import Crypto
+from moment_identity.service.sealed_requests import RequestGuard
 from moment_identity.service.unit_of_work import IdentityUnitOfWork
 from moment_messaging.inbox import Inbox
 from moment_messaging.producer import ResilientProducer
@@ -81,13 +82,19 @@ class IdentityService:
             cipher=FieldCipher(),
             indexer=await BlindIndexer.load(self.vault, cfg.blind_index_path),
             hasher=SecretHasher(await VersionedKeys.load(self.vault, cfg.pepper_path), params),
-            opener=await SealedInputOpener.load(self.vault, cfg.sealing_key_path),
+            opener=await SealedInputOpener.load(
+                self.vault,
+                cfg.sealing_key_path,
+                box_max_age_s=self.settings.sealing.max_age_s,
+                clock_skew_s=self.settings.sealing.clock_skew_s,
+            ),
         )
 
     async def start(self) -> None:
         await self.core.prepare()
         crypto = await self._crypto()
         login_deps = await self._login(crypto)
+        sealing = self.settings.sealing
         self._handlers = IdentityHandlers(
             crypto=crypto,
             requests=RequestProcessor(
@@ -104,6 +111,8 @@ class IdentityService:
             principal_deps=await self._principals(login_deps),
             recovery_deps=self._recovery(login_deps),
             endorser=KeyEndorser(self.vault, self.settings.crypto.token_signing_key),
+            # Past the window (and the skew either side) a box is stale, so its id can go.
+            guard=RequestGuard(sealing.max_age_s + 2 * sealing.clock_skew_s + 60),
         )
         self._key_refresh = asyncio.create_task(self._refresh_sealing_keys(crypto))
         await self.core.start_consuming()

@@ -63,6 +63,15 @@ class RecoveryConfig(BaseModel):
         return self
 
 
+class SealingConfig(BaseModel):
+    """How long a sealed request box stays valid after the client sealed it. A box older than
+    `max_age_s` (plus `clock_skew_s`), or dated more than `clock_skew_s` ahead, is refused; used
+    read ids are remembered at least that long."""
+
+    max_age_s: int = Field(default=300, ge=10, le=3600)
+    clock_skew_s: int = Field(default=30, ge=0, le=300)
+
+
 class ReadsConfig(BaseModel):
     # "outbox": the audit event commits with the read's own record before values are released.
     # "broker": it is published to audit.events and acknowledged (acks=all) first.
@@ -83,3 +92,4 @@ class IdentitySettings(ServiceSettings):
     login: LoginConfig = LoginConfig()
     recovery: RecoveryConfig = RecoveryConfig()
     reads: ReadsConfig = ReadsConfig()
+    sealing: SealingConfig = SealingConfig()

@@ -1,12 +1,18 @@
 """The identity service's calls, with personal data sealed to identity's public key before it
 leaves.
+
+Every box is sealed for the one request that carries it (`moment_contracts.sealed.Binding`): the
+client picks the request id first, so the id, its source, the reply key, the subject and the field
+name are all in the box's associated data, with the time it was sealed.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from cryptography.exceptions import InvalidSignature
@@ -66,6 +72,7 @@ from moment_contracts.recovery import (
     StartRecovery,
 )
 from moment_contracts.sealed import (
+    Binding,
     SealedBox,
     endorsement_statement,
     key_id,
@@ -96,6 +103,11 @@ def _reseals(
             return await method(client, *args, **kwargs)
 
     return wrapper
+
+
+def new_request_id() -> str:
+    """Chosen before sealing: every box in the request is bound to it."""
+    return str(uuid.uuid4())
 
 
 class UntrustedSealingKey(MomentClientError):
@@ -150,11 +162,13 @@ class IdentityClient:
         """Returns the subject id and the session. `source` is where the attempt came from (an IP
         address or device id): identity throttles by it and keeps only a keyed hash."""
         fields = LoginFields(identifier=identifier, password=password, source=source)
-        sealed = await self.seal_fields(fields, Login.ce_type)
+        request_id = request_id or new_request_id()
         reply_key = X25519PrivateKey.generate()
+        reply_text = public_key_to_text(reply_key.public_key())
+        bound = self.binding(Login.ce_type, request_id, "sealed", reply_key=reply_text)
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS,
-            Login(sealed=sealed, reply_key=public_key_to_text(reply_key.public_key())),
+            Login(sealed=await self.seal_fields(fields, bound), reply_key=reply_text),
             LoginSucceeded,
             request_id=request_id,
         )
@@ -172,13 +186,18 @@ class IdentityClient:
         request_id: str | None = None,
     ) -> dict[str, str]:
         """Read named fields of a subject; the values arrive sealed to a one-time key."""
+        request_id = request_id or new_request_id()
         reply_key = X25519PrivateKey.generate()
+        reply_text = public_key_to_text(reply_key.public_key())
+        bound = self.binding(
+            ReadPersonalData.ce_type, request_id, reply_key=reply_text, subject_id=subject_id
+        )
         request = ReadPersonalData(
             subject_id=subject_id,
             fields=tuple(fields),
             purpose=purpose,
-            sealed_credentials=await self.seal_credentials(token, ReadPersonalData.ce_type),
-            reply_key=public_key_to_text(reply_key.public_key()),
+            sealed_credentials=await self.seal_credentials(token, bound),
+            reply_key=reply_text,
         )
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS, request, PersonalData, request_id=request_id
@@ -194,66 +213,111 @@ class IdentityClient:
         changes: Mapping[ReadableField, str],
         *,
         purpose: Purpose | None = None,
+        request_id: str | None = None,
     ) -> PersonalDataUpdated:
         """Rectify fields; the new values travel sealed to identity."""
+        request_id = request_id or new_request_id()
+        bound = self.binding(UpdatePersonalData.ce_type, request_id, subject_id=subject_id)
         sealed_changes = await self.seal_fields(
-            FieldChanges(values=dict(changes)), UpdatePersonalData.ce_type
+            FieldChanges(values=dict(changes)), replace(bound, field="sealed_changes")
         )
         request = UpdatePersonalData(
             subject_id=subject_id,
             purpose=purpose,
-            sealed_credentials=await self.seal_credentials(token, UpdatePersonalData.ce_type),
+            sealed_credentials=await self.seal_credentials(token, bound),
             sealed_changes=sealed_changes,
         )
-        return await self._requests.request(topics.IDENTITY_COMMANDS, request, PersonalDataUpdated)
+        return await self._requests.request(
+            topics.IDENTITY_COMMANDS, request, PersonalDataUpdated, request_id=request_id
+        )
 
     @_reseals
-    async def export(self, token: str, subject_id: str) -> ExportDocument:
+    async def export(
+        self, token: str, subject_id: str, *, request_id: str | None = None
+    ) -> ExportDocument:
         """Everything identity holds about the subject, opened from its sealed reply."""
+        request_id = request_id or new_request_id()
         reply_key = X25519PrivateKey.generate()
+        reply_text = public_key_to_text(reply_key.public_key())
+        bound = self.binding(
+            ExportPersonalData.ce_type, request_id, reply_key=reply_text, subject_id=subject_id
+        )
         request = ExportPersonalData(
             subject_id=subject_id,
-            sealed_credentials=await self.seal_credentials(token, ExportPersonalData.ce_type),
-            reply_key=public_key_to_text(reply_key.public_key()),
+            sealed_credentials=await self.seal_credentials(token, bound),
+            reply_key=reply_text,
         )
-        reply = await self._requests.request(topics.IDENTITY_COMMANDS, request, PersonalDataExport)
+        reply = await self._requests.request(
+            topics.IDENTITY_COMMANDS, request, PersonalDataExport, request_id=request_id
+        )
         document = open_box(reply.sealed_export, reply_key, PersonalDataExport.ce_type)
         return ExportDocument.model_validate_json(document)
 
     @_reseals
-    async def erase(self, token: str, subject_id: str) -> ErasureCompleted:
+    async def erase(
+        self, token: str, subject_id: str, *, request_id: str | None = None
+    ) -> ErasureCompleted:
+        request_id = request_id or new_request_id()
+        bound = self.binding(ErasePersonalData.ce_type, request_id, subject_id=subject_id)
         request = ErasePersonalData(
-            subject_id=subject_id,
-            sealed_credentials=await self.seal_credentials(token, ErasePersonalData.ce_type),
+            subject_id=subject_id, sealed_credentials=await self.seal_credentials(token, bound)
         )
-        return await self._requests.request(topics.IDENTITY_COMMANDS, request, ErasureCompleted)
+        return await self._requests.request(
+            topics.IDENTITY_COMMANDS, request, ErasureCompleted, request_id=request_id
+        )
 
     @_reseals
     async def record_guardian_consent(
-        self, token: str, subject_id: str, evidence_ref: str
+        self, token: str, subject_id: str, evidence_ref: str, *, request_id: str | None = None
     ) -> GuardianConsentRecorded:
+        request_id = request_id or new_request_id()
+        bound = self.binding(RecordGuardianConsent.ce_type, request_id, subject_id=subject_id)
         request = RecordGuardianConsent(
             subject_id=subject_id,
             evidence_ref=evidence_ref,
-            sealed_credentials=await self.seal_credentials(token, RecordGuardianConsent.ce_type),
+            sealed_credentials=await self.seal_credentials(token, bound),
         )
         return await self._requests.request(
-            topics.IDENTITY_COMMANDS, request, GuardianConsentRecorded
+            topics.IDENTITY_COMMANDS, request, GuardianConsentRecorded, request_id=request_id
         )
 
-    async def seal_credentials(self, token: str, context: str) -> SealedBox:
-        """The caller's token, sealed to identity: a bearer token never crosses Kafka in clear."""
-        return await self.seal_fields(Credentials(token=token), context)
+    def binding(
+        self,
+        ce_type: str,
+        request_id: str,
+        field: str = "sealed_credentials",
+        *,
+        reply_key: str = "",
+        subject_id: str = "",
+    ) -> Binding:
+        """What a box in this request is sealed for; sent with `request_id` from this client."""
+        return Binding(
+            ce_type=ce_type,
+            ce_id=request_id,
+            ce_source=self._requests.config.source,
+            field=field,
+            reply_key=reply_key,
+            subject_id=subject_id,
+        )
 
-    async def seal_fields(self, fields: Contract, context: str) -> SealedBox:
-        """Personal data (or a secret) sealed to identity's current key for one message type."""
-        return seal(fields.model_dump_json().encode(), await self.sealing_key(), context)
+    async def seal_credentials(self, token: str, bound: Binding) -> SealedBox:
+        """The caller's token, sealed to identity: a bearer token never crosses Kafka in clear."""
+        return await self.seal_fields(
+            Credentials(token=token), replace(bound, field="sealed_credentials")
+        )
+
+    async def seal_fields(self, fields: Contract, bound: Binding) -> SealedBox:
+        """Personal data (or a secret) sealed to identity's current key for one request."""
+        return seal(fields.model_dump_json().encode(), await self.sealing_key(), bound)
 
     @_reseals
     async def register(
         self, fields: RegistrationFields, *, locale: Locale = "ar", request_id: str | None = None
     ) -> RegistrationAccepted:
-        sealed = await self.seal_fields(fields, RegisterUser.ce_type)
+        request_id = request_id or new_request_id()
+        sealed = await self.seal_fields(
+            fields, self.binding(RegisterUser.ce_type, request_id, "sealed")
+        )
         return await self._requests.request(
             topics.IDENTITY_COMMANDS,
             RegisterUser(locale=locale, sealed=sealed),
@@ -273,10 +337,12 @@ class IdentityClient:
         """The account's recovery question, and whether a mailed code is needed too. An unknown
         identifier gets a plausible question all the same: the reply never says who exists."""
         fields = RecoveryStartFields(identifier=identifier, source=source)
-        sealed = await self.seal_fields(fields, StartRecovery.ce_type)
+        request_id = request_id or new_request_id()
         reply_key = X25519PrivateKey.generate()
+        reply_text = public_key_to_text(reply_key.public_key())
+        bound = self.binding(StartRecovery.ce_type, request_id, "sealed", reply_key=reply_text)
         request = StartRecovery(
-            locale=locale, sealed=sealed, reply_key=public_key_to_text(reply_key.public_key())
+            locale=locale, sealed=await self.seal_fields(fields, bound), reply_key=reply_text
         )
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS, request, RecoveryChallenge, request_id=request_id
@@ -304,7 +370,9 @@ class IdentityClient:
             source=source,
             code=code,
         )
-        sealed = await self.seal_fields(fields, AnswerRecovery.ce_type)
+        request_id = request_id or new_request_id()
+        bound = self.binding(AnswerRecovery.ce_type, request_id, "sealed")
+        sealed = await self.seal_fields(fields, bound)
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS,
             AnswerRecovery(sealed=sealed),
@@ -320,11 +388,13 @@ class IdentityClient:
         """Returns the staff id, their roles and the session. `source` is where the attempt came
         from: identity throttles by it and keeps only a keyed hash."""
         fields = StaffLoginFields(username=username, password=password, source=source)
-        sealed = await self.seal_fields(fields, StaffLogin.ce_type)
+        request_id = request_id or new_request_id()
         reply_key = X25519PrivateKey.generate()
+        reply_text = public_key_to_text(reply_key.public_key())
+        bound = self.binding(StaffLogin.ce_type, request_id, "sealed", reply_key=reply_text)
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS,
-            StaffLogin(sealed=sealed, reply_key=public_key_to_text(reply_key.public_key())),
+            StaffLogin(sealed=await self.seal_fields(fields, bound), reply_key=reply_text),
             StaffLoginSucceeded,
             request_id=request_id,
         )
@@ -337,11 +407,13 @@ class IdentityClient:
     ) -> Session:
         """A session for a service account (e.g. "storefront"), proven by its secret from Vault."""
         fields = ServiceLoginFields(service=service, secret=secret)
-        sealed = await self.seal_fields(fields, ServiceLogin.ce_type)
+        request_id = request_id or new_request_id()
         reply_key = X25519PrivateKey.generate()
+        reply_text = public_key_to_text(reply_key.public_key())
+        bound = self.binding(ServiceLogin.ce_type, request_id, "sealed", reply_key=reply_text)
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS,
-            ServiceLogin(sealed=sealed, reply_key=public_key_to_text(reply_key.public_key())),
+            ServiceLogin(sealed=await self.seal_fields(fields, bound), reply_key=reply_text),
             ServiceLoginSucceeded,
             request_id=request_id,
         )

@@ -31,6 +31,8 @@ class ErrorCode(StrEnum):
     GUARDIAN_CONSENT_REQUIRED = "guardian-consent-required"
     ACCESS_DENIED = "access-denied"
     SEALING_KEY_ROTATED = "sealing-key-rotated"
+    STALE_REQUEST = "stale-request"
+    REPLAYED_REQUEST = "replayed-request"
 
 
 MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -78,6 +80,14 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.SEALING_KEY_ROTATED: (
         "Identity's sealing key has changed. Fetch it again and resend.",
         "تغيّر مفتاح التشفير لدى خدمة الهوية. اجلبه من جديد وأعد الإرسال.",
+    ),
+    ErrorCode.STALE_REQUEST: (
+        "This request is too old or its clock is wrong. Send it again.",
+        "هذا الطلب قديم جدًا أو أن ساعته غير مضبوطة. أعد إرساله.",
+    ),
+    ErrorCode.REPLAYED_REQUEST: (
+        "This request was already used and cannot be sent again.",
+        "استُخدم هذا الطلب من قبل ولا يمكن إرساله مرة أخرى.",
     ),
     ErrorCode.ACCESS_DENIED: (
         "You may not read or change this data for this purpose.",

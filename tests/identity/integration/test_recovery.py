@@ -62,11 +62,14 @@ async def raw_challenge(
     reply_key = X25519PrivateKey.generate()
     client.forget_sealing_key()  # an erasure elsewhere in the session may have rotated it
     fields = RecoveryStartFields(identifier=identifier, source="raw")
-    sealed = seal(
-        fields.model_dump_json().encode(), await client.sealing_key(), StartRecovery.ce_type
+    request_id = str(uuid.uuid4())
+    reply_text = public_key_to_text(reply_key.public_key())
+    bound = client.binding(StartRecovery.ce_type, request_id, "sealed", reply_key=reply_text)
+    sealed = seal(fields.model_dump_json().encode(), await client.sealing_key(), bound)
+    body = StartRecovery(sealed=sealed, reply_key=reply_text)
+    reply = await requests.request(
+        topics.IDENTITY_COMMANDS, body, RecoveryChallenge, request_id=request_id
     )
-    body = StartRecovery(sealed=sealed, reply_key=public_key_to_text(reply_key.public_key()))
-    reply = await requests.request(topics.IDENTITY_COMMANDS, body, RecoveryChallenge)
     return reply, reply_key
 
 

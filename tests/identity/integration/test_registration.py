@@ -17,7 +17,7 @@ from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope
 from moment_contracts.errors import ErrorCode
 from moment_contracts.identity import RegisterUser, RegistrationAccepted, RegistrationFields
-from moment_contracts.sealed import seal
+from moment_contracts.sealed import Binding, seal
 from moment_crypto.config import VaultConfig
 from moment_crypto.envelope import SubjectKeyring
 from moment_crypto.errors import DecryptionFailed
@@ -100,8 +100,9 @@ async def test_schema_violation_gets_an_error_reply_and_a_dead_letter(
 ) -> None:
     identity_client.forget_sealing_key()  # another test may have rotated it (erasure does)
     key = await identity_client.sealing_key()
-    box = seal(b'{"username": 5}', key, RegisterUser.ce_type)
     request_id = str(uuid.uuid4())
+    bound = identity_client.binding(RegisterUser.ce_type, request_id, "sealed")
+    box = seal(b'{"username": 5}', key, bound)
     with pytest.raises(ServiceError) as caught:
         await requests_client.request(
             topics.IDENTITY_COMMANDS,
@@ -216,8 +217,10 @@ async def test_two_instances_racing_on_one_email_admit_exactly_one(
     steps = []
     for i in range(2):
         data = fields(f"{tag}{i}", email=f"race.{tag}@example.test")
-        body = RegisterUser(sealed=seal(data.model_dump_json().encode(), key, RegisterUser.ce_type))
-        request = Envelope.of(body, source="/test")
+        request_id = str(uuid.uuid4())
+        bound = Binding(RegisterUser.ce_type, request_id, "/test", "sealed")
+        body = RegisterUser(sealed=seal(data.model_dump_json().encode(), key, bound))
+        request = Envelope.of(body, source="/test", id=request_id)
         steps.append(await prepare_registration(handlers.crypto, request, body))
 
     async def commit(step):  # type: ignore[no-untyped-def]

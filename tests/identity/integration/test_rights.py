@@ -201,15 +201,16 @@ async def test_erasure_also_shreds_requests_captured_from_kafka(
     )
     box = RegisterUser.model_validate_json(captured[0].value or b"").sealed
     opener = suite.identity.handlers().crypto.opener
-    assert b"Kafka Shred Canary" in opener.open(box, RegisterUser.ce_type)
+    bound = identity_client.binding(RegisterUser.ce_type, request_id, "sealed")
+    assert b"Kafka Shred Canary" in opener.open(box, bound)
 
     await identity_client.erase(await customer_token(identity_client, tag), accepted.subject_id)
 
     with pytest.raises(SealedInputRejected):
-        opener.open(box, RegisterUser.ce_type)
+        opener.open(box, bound)
     path = suite.identity.settings.crypto.sealing_key_path
     with pytest.raises(SealedInputRejected):  # what any instance, or a Vault reader, now holds
-        (await SealedInputOpener.load(suite.identity.vault, path)).open(box, RegisterUser.ce_type)
+        (await SealedInputOpener.load(suite.identity.vault, path)).open(box, bound)
     # The storefront client notices nothing: it re-seals to the new key by itself.
     again = await identity_client.register(fields(uuid.uuid4().hex[:10]))
     assert again.status == "active"

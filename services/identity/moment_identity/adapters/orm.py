@@ -123,3 +123,13 @@ producer_sequences = Table(
     Column("name", String(128), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+# Ids of requests answered without an inbox entry (reads): a read is served once per id. Kept
+# for the sealed-box window (SEALING__MAX_AGE_S), after which the request's boxes are stale anyway.
+used_request_ids = Table(
+    "used_request_ids",
+    metadata,
+    Column("source", String(256), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("used_at", DateTime(timezone=True), nullable=False, index=True),
+)

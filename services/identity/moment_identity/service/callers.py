@@ -12,9 +12,9 @@ from moment_auth.errors import TokenError
 from moment_auth.principals import Principal, PrincipalKind
 from moment_auth.tokens import TokenVerifier
 from moment_contracts.profile import Credentials
-from moment_contracts.sealed import SealedBox
+from moment_contracts.sealed import Binding, SealedBox
 from moment_identity.adapters.orm import staff_accounts, users
-from moment_identity.adapters.sealing import SealedInputOpener, SealingKeyRotated
+from moment_identity.adapters.sealing import SealedBoxRefused, SealedInputOpener, SealingKeyRotated
 from moment_identity.domain.errors import IdentityError, SealedInputRejected
 from moment_identity.service.unit_of_work import IdentityUnitOfWork
 
@@ -28,12 +28,14 @@ class CallerCheck:
     opener: SealedInputOpener
     verifier: TokenVerifier
 
-    async def caller(self, uow: IdentityUnitOfWork, box: SealedBox, context: str) -> Principal:
+    async def caller(self, uow: IdentityUnitOfWork, box: SealedBox, bound: Binding) -> Principal:
         try:
-            token = Credentials.model_validate_json(self.opener.open(box, context)).token
+            token = Credentials.model_validate_json(self.opener.open(box, bound)).token
             principal = (await self.verifier.verify(token)).principal
-        except SealingKeyRotated:
-            raise  # not a bad credential: the client re-seals to the current key and retries
+        except (SealingKeyRotated, SealedBoxRefused):
+            # Not a bad credential: a rotated key is re-sealed and retried by the client; a box
+            # that is not this request's is refused and audited as such by the handler.
+            raise
         except (SealedInputRejected, ValidationError, TokenError):
             raise NotAuthenticated("credentials rejected") from None
         if not await _current(uow, principal):

@@ -14,6 +14,7 @@ from moment_contracts.envelope import Envelope
 from moment_contracts.errors import ErrorCode, ErrorReply
 from moment_contracts.identity import GuardianConsentRecorded, RecordGuardianConsent
 from moment_identity.adapters.orm import users
+from moment_identity.adapters.sealing import binding
 from moment_identity.service.reads import ReadDeps
 from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
 
@@ -33,7 +34,9 @@ async def prepare_guardian_consent(
     deps: ReadDeps, request: Envelope, body: RecordGuardianConsent
 ) -> Step:
     async with deps.uow_factory() as uow:
-        principal = await deps.callers.caller(uow, body.sealed_credentials, body.ce_type)
+        principal = await deps.callers.caller(
+            uow, body.sealed_credentials, binding(request, body, "sealed_credentials")
+        )
 
     async def record(uow: IdentityUnitOfWork) -> Contract:
         if not may_record(principal):

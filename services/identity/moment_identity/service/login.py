@@ -16,6 +16,7 @@ from moment_contracts.errors import ErrorCode, ErrorReply
 from moment_contracts.identity import Login, LoginFields, LoginSucceeded, Session
 from moment_contracts.sealed import public_key_from_text, seal
 from moment_identity.adapters.repositories import Credentials
+from moment_identity.adapters.sealing import binding
 from moment_identity.adapters.throttle import SqlThrottleStore
 from moment_identity.domain.errors import SealedInputRejected
 from moment_identity.domain.lockout import (
@@ -54,8 +55,8 @@ class Attempt:
     credentials: Credentials | None
 
 
-def open_login(crypto: Crypto, body: Login) -> LoginFields:
-    plaintext = crypto.opener.open(body.sealed, Login.ce_type)
+def open_login(crypto: Crypto, request: Envelope, body: Login) -> LoginFields:
+    plaintext = crypto.opener.open(body.sealed, binding(request, body, "sealed"))
     try:
         return LoginFields.model_validate_json(plaintext)
     except ValidationError:
@@ -70,7 +71,7 @@ def identifier_index(crypto: Crypto, identifier: str) -> str:
 
 async def prepare_login(deps: LoginDeps, request: Envelope, body: Login) -> Step:
     """The slow part (the hash) runs outside a transaction; returns the step that records it."""
-    fields = open_login(deps.crypto, body)
+    fields = open_login(deps.crypto, request, body)
     index = identifier_index(deps.crypto, fields.identifier)
     keys = (account_key(index), source_key(deps.crypto.indexer.index("source", fields.source)))
     async with deps.uow_factory() as uow:

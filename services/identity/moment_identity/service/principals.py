@@ -32,9 +32,10 @@ from moment_contracts.principals import (
     StaffLoginFields,
     StaffLoginSucceeded,
 )
-from moment_contracts.sealed import SealedBox, public_key_from_text, seal
+from moment_contracts.sealed import Binding, SealedBox, public_key_from_text, seal
 from moment_crypto.blind_index import BlindIndexer
 from moment_identity.adapters.hashing import SecretHasher
+from moment_identity.adapters.sealing import binding
 from moment_identity.adapters.staff import NewStaff, SqlStaffRepository, StaffRecord
 from moment_identity.adapters.throttle import SqlThrottleStore
 from moment_identity.domain.errors import IdentityError, SealedInputRejected
@@ -96,8 +97,8 @@ def staff_account_key(username_index: str) -> str:
     return f"{STAFF_ACCOUNT_PREFIX}{username_index}"
 
 
-def open_sealed(crypto: Crypto, box: SealedBox, context: str, model: type[M]) -> M:
-    plaintext = crypto.opener.open(box, context)
+def open_sealed(crypto: Crypto, bound: Binding, box: SealedBox, model: type[M]) -> M:
+    plaintext = crypto.opener.open(box, bound)
     try:
         return model.model_validate_json(plaintext)
     except ValidationError:
@@ -131,7 +132,9 @@ class StaffAttempt:
 async def prepare_staff_login(deps: PrincipalDeps, request: Envelope, body: StaffLogin) -> Step:
     """The hash runs outside a transaction; returns the step that records the outcome."""
     login = deps.login
-    fields = open_sealed(login.crypto, body.sealed, StaffLogin.ce_type, StaffLoginFields)
+    fields = open_sealed(
+        login.crypto, binding(request, body, "sealed"), body.sealed, StaffLoginFields
+    )
     index = staff_username_index(login.crypto.indexer, fields.username)
     source = source_key(login.crypto.indexer.index("source", fields.source))
     keys = (staff_account_key(index), source)
@@ -214,7 +217,9 @@ def secret_matches(service_secrets: Mapping[str, str], service: str, secret: str
 
 
 async def prepare_service_login(deps: PrincipalDeps, request: Envelope, body: ServiceLogin) -> Step:
-    fields = open_sealed(deps.login.crypto, body.sealed, ServiceLogin.ce_type, ServiceLoginFields)
+    fields = open_sealed(
+        deps.login.crypto, binding(request, body, "sealed"), body.sealed, ServiceLoginFields
+    )
     if not secret_matches(deps.service_secrets, fields.service, fields.secret):
         # Only a known name is recorded: an unknown one is caller-chosen text.
         known = fields.service in deps.service_secrets

@@ -17,6 +17,7 @@ from moment_contracts.profile import PersonalData, PersonalDataValues, ReadPerso
 from moment_contracts.sealed import public_key_from_text, seal
 from moment_crypto.envelope import WrappedKey
 from moment_identity.adapters.audit_emitter import AuditEmitter
+from moment_identity.adapters.sealing import binding
 from moment_identity.domain.access import AccessRequest, Decision, decide
 from moment_identity.service.callers import CallerCheck
 from moment_identity.service.registration import Crypto
@@ -53,7 +54,9 @@ async def prepare_read(deps: ReadDeps, request: Envelope, body: ReadPersonalData
     cached), seal, and record the audit event; the values leave only after that commit."""
 
     async def read(uow: IdentityUnitOfWork) -> Contract:
-        principal = await deps.callers.caller(uow, body.sealed_credentials, body.ce_type)
+        principal = await deps.callers.caller(
+            uow, body.sealed_credentials, binding(request, body, "sealed_credentials")
+        )
         decision = decide(access_request(principal, body))
         if not decision.allowed:
             return await _refusal(deps, request, principal, body, decision)(uow)

@@ -34,8 +34,9 @@ from moment_contracts.recovery import (
     RecoveryStartFields,
     StartRecovery,
 )
-from moment_contracts.sealed import SealedBox, public_key_from_text, seal
+from moment_contracts.sealed import Binding, SealedBox, public_key_from_text, seal
 from moment_identity.adapters.recovery_store import RecoveryAccount, SqlRecoveryStore, StoredCode
+from moment_identity.adapters.sealing import binding
 from moment_identity.adapters.throttle import SqlThrottleStore
 from moment_identity.domain.errors import SealedInputRejected
 from moment_identity.domain.lockout import ThrottlePolicy, account_key, retry_after_s, source_key
@@ -129,8 +130,8 @@ def code_key(code: str) -> str:
     return loose_key(code)
 
 
-def open_fields(crypto: Crypto, box: SealedBox, context: str, model: type[F]) -> F:
-    plaintext = crypto.opener.open(box, context)
+def open_fields(crypto: Crypto, bound: Binding, box: SealedBox, model: type[F]) -> F:
+    plaintext = crypto.opener.open(box, bound)
     try:
         return model.model_validate_json(plaintext)
     except ValidationError:
@@ -169,7 +170,9 @@ async def _decrypt(crypto: Crypto, account: RecoveryAccount, names: tuple[str, .
 
 async def prepare_start(deps: RecoveryDeps, request: Envelope, body: StartRecovery) -> Step:
     """Reply with the question sealed to `reply_key`; an unknown identifier gets a decoy."""
-    fields = open_fields(deps.crypto, body.sealed, StartRecovery.ce_type, RecoveryStartFields)
+    fields = open_fields(
+        deps.crypto, binding(request, body, "sealed"), body.sealed, RecoveryStartFields
+    )
     reply_key = reply_key_of(body.reply_key)
     attempt = await _lookup(deps, request, fields.identifier, fields.source)
     if attempt.wait_s is not None:
@@ -225,7 +228,9 @@ def _mailed_recently(current: StoredCode | None, now: datetime, channel: CodeCha
 
 async def prepare_answer(deps: RecoveryDeps, request: Envelope, body: AnswerRecovery) -> Step:
     """Check the answer (and code); on success replace the password and revoke every session."""
-    fields = open_fields(deps.crypto, body.sealed, AnswerRecovery.ce_type, RecoveryAnswerFields)
+    fields = open_fields(
+        deps.crypto, binding(request, body, "sealed"), body.sealed, RecoveryAnswerFields
+    )
     attempt = await _lookup(deps, request, fields.identifier, fields.source)
     if attempt.wait_s is not None:
         return _refuse_locked(attempt, attempt.wait_s, ANSWER_FIELDS)

@@ -20,7 +20,7 @@ from moment_contracts.identity import (
 from moment_crypto.blind_index import BlindIndexer
 from moment_crypto.envelope import FieldCipher, SubjectKey, SubjectKeyring
 from moment_identity.adapters.hashing import SecretHasher
-from moment_identity.adapters.sealing import SealedInputOpener
+from moment_identity.adapters.sealing import SealedInputOpener, binding
 from moment_identity.domain.errors import AccountExists, FieldProblem, RegistrationRejected
 from moment_identity.domain.model import (
     ENCRYPTED_FIELDS,
@@ -49,8 +49,8 @@ class Crypto:
     opener: SealedInputOpener
 
 
-def open_fields(crypto: Crypto, body: RegisterUser) -> RegistrationFields:
-    plaintext = crypto.opener.open(body.sealed, RegisterUser.ce_type)
+def open_fields(crypto: Crypto, request: Envelope, body: RegisterUser) -> RegistrationFields:
+    plaintext = crypto.opener.open(body.sealed, binding(request, body, "sealed"))
     try:
         return RegistrationFields.model_validate_json(plaintext)
     except ValidationError as exc:
@@ -62,7 +62,7 @@ async def prepare_registration(
     crypto: Crypto, request: Envelope, body: RegisterUser
 ) -> Callable[[IdentityUnitOfWork], Awaitable[RegistrationAccepted]]:
     """The slow part, outside any transaction: open, validate, key, encrypt, hash."""
-    fields = open_fields(crypto, body)
+    fields = open_fields(crypto, request, body)
     status = validate_registration(fields)
     subject_id = new_subject_id()
     key = await crypto.keyring.new_key(subject_id)

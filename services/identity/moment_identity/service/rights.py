@@ -32,6 +32,7 @@ from moment_contracts.profile import (
     UpdatePersonalData,
 )
 from moment_contracts.sealed import public_key_from_text, seal
+from moment_identity.adapters.sealing import binding
 from moment_identity.domain.access import AccessRequest, Decision, decide_rights, decide_write
 from moment_identity.domain.errors import RegistrationRejected, SealedInputRejected
 from moment_identity.domain.model import ENCRYPTED_FIELDS, check_changes
@@ -95,7 +96,9 @@ def refusal_for(decision: Decision) -> ErrorCode:
 
 async def prepare_export(deps: ReadDeps, request: Envelope, body: ExportPersonalData) -> Step:
     async with deps.uow_factory() as uow:
-        principal = await deps.callers.caller(uow, body.sealed_credentials, body.ce_type)
+        principal = await deps.callers.caller(
+            uow, body.sealed_credentials, binding(request, body, "sealed_credentials")
+        )
         encrypted = await uow.users.encrypted_fields(body.subject_id)
         wrapped = await uow.users.wrapped_key(body.subject_id)
         account = await uow.users.account(body.subject_id)
@@ -131,7 +134,9 @@ async def prepare_export(deps: ReadDeps, request: Envelope, body: ExportPersonal
 
 async def prepare_erase(deps: ReadDeps, request: Envelope, body: ErasePersonalData) -> Step:
     async with deps.uow_factory() as uow:
-        principal = await deps.callers.caller(uow, body.sealed_credentials, body.ce_type)
+        principal = await deps.callers.caller(
+            uow, body.sealed_credentials, binding(request, body, "sealed_credentials")
+        )
         exists = await uow.users.wrapped_key(body.subject_id) is not None
     decision = decide_rights(rights_request(principal, body.subject_id))
     if decision.allowed and not exists:
@@ -162,9 +167,11 @@ async def prepare_erase(deps: ReadDeps, request: Envelope, body: ErasePersonalDa
 
 
 async def prepare_update(deps: ReadDeps, request: Envelope, body: UpdatePersonalData) -> Step:
-    changes = open_changes(deps, body)
+    changes = open_changes(deps, request, body)
     async with deps.uow_factory() as uow:
-        principal = await deps.callers.caller(uow, body.sealed_credentials, body.ce_type)
+        principal = await deps.callers.caller(
+            uow, body.sealed_credentials, binding(request, body, "sealed_credentials")
+        )
         wrapped = await uow.users.wrapped_key(body.subject_id)
     ask = rights_request(principal, body.subject_id)
     ask = replace(ask, fields=frozenset(changes), purpose=body.purpose)
@@ -204,8 +211,10 @@ async def prepare_update(deps: ReadDeps, request: Envelope, body: UpdatePersonal
     return store
 
 
-def open_changes(deps: ReadDeps, body: UpdatePersonalData) -> dict[str, str]:
-    plaintext = deps.crypto.opener.open(body.sealed_changes, body.ce_type)
+def open_changes(deps: ReadDeps, request: Envelope, body: UpdatePersonalData) -> dict[str, str]:
+    plaintext = deps.crypto.opener.open(
+        body.sealed_changes, binding(request, body, "sealed_changes")
+    )
     try:
         changes = FieldChanges.model_validate_json(plaintext).values
     except ValidationError:
