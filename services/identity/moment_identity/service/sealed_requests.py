@@ -11,6 +11,7 @@ are claimed here instead.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,6 +51,8 @@ ACTIONS: dict[str, str] = {
     RecordGuardianConsent.ce_type: "write",
 }
 _PRUNE_EVERY = 256
+
+log = logging.getLogger(__name__)
 
 
 class ReplayedRequest(IdentityError):
@@ -120,8 +123,15 @@ def _refusal(request: Envelope, body: Contract, exc: SealedBoxRefused | Replayed
         request_id=request.id,
     )
 
+    code = refusal_code(exc)
+
     async def refuse(uow: IdentityUnitOfWork) -> Contract:
         uow.audit(event)
-        return ErrorReply.of(refusal_code(exc))
+        # Ids and codes only: what replaying or recombining captured requests looks like.
+        log.warning(
+            "sealed request refused",
+            extra={"type": request.type, "request_id": request.id, "code": str(code)},
+        )
+        return ErrorReply.of(code)
 
     return refuse
