@@ -110,6 +110,12 @@ def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
+def one_time_key() -> tuple[X25519PrivateKey, str]:
+    """A reply key for one request, and its text for the request's `reply_key`."""
+    key = X25519PrivateKey.generate()
+    return key, public_key_to_text(key.public_key())
+
+
 class UntrustedSealingKey(MomentClientError):
     """The sealing key identity offered is not endorsed by a trusted signing key."""
 
@@ -163,8 +169,7 @@ class IdentityClient:
         address or device id): identity throttles by it and keeps only a keyed hash."""
         fields = LoginFields(identifier=identifier, password=password, source=source)
         request_id = request_id or new_request_id()
-        reply_key = X25519PrivateKey.generate()
-        reply_text = public_key_to_text(reply_key.public_key())
+        reply_key, reply_text = one_time_key()
         bound = self.binding(Login.ce_type, request_id, "sealed", reply_key=reply_text)
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS,
@@ -187,8 +192,7 @@ class IdentityClient:
     ) -> dict[str, str]:
         """Read named fields of a subject; the values arrive sealed to a one-time key."""
         request_id = request_id or new_request_id()
-        reply_key = X25519PrivateKey.generate()
-        reply_text = public_key_to_text(reply_key.public_key())
+        reply_key, reply_text = one_time_key()
         bound = self.binding(
             ReadPersonalData.ce_type, request_id, reply_key=reply_text, subject_id=subject_id
         )
@@ -237,8 +241,7 @@ class IdentityClient:
     ) -> ExportDocument:
         """Everything identity holds about the subject, opened from its sealed reply."""
         request_id = request_id or new_request_id()
-        reply_key = X25519PrivateKey.generate()
-        reply_text = public_key_to_text(reply_key.public_key())
+        reply_key, reply_text = one_time_key()
         bound = self.binding(
             ExportPersonalData.ce_type, request_id, reply_key=reply_text, subject_id=subject_id
         )
@@ -338,8 +341,7 @@ class IdentityClient:
         identifier gets a plausible question all the same: the reply never says who exists."""
         fields = RecoveryStartFields(identifier=identifier, source=source)
         request_id = request_id or new_request_id()
-        reply_key = X25519PrivateKey.generate()
-        reply_text = public_key_to_text(reply_key.public_key())
+        reply_key, reply_text = one_time_key()
         bound = self.binding(StartRecovery.ce_type, request_id, "sealed", reply_key=reply_text)
         request = StartRecovery(
             locale=locale, sealed=await self.seal_fields(fields, bound), reply_key=reply_text
@@ -389,8 +391,7 @@ class IdentityClient:
         from: identity throttles by it and keeps only a keyed hash."""
         fields = StaffLoginFields(username=username, password=password, source=source)
         request_id = request_id or new_request_id()
-        reply_key = X25519PrivateKey.generate()
-        reply_text = public_key_to_text(reply_key.public_key())
+        reply_key, reply_text = one_time_key()
         bound = self.binding(StaffLogin.ce_type, request_id, "sealed", reply_key=reply_text)
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS,
@@ -408,8 +409,7 @@ class IdentityClient:
         """A session for a service account (e.g. "storefront"), proven by its secret from Vault."""
         fields = ServiceLoginFields(service=service, secret=secret)
         request_id = request_id or new_request_id()
-        reply_key = X25519PrivateKey.generate()
-        reply_text = public_key_to_text(reply_key.public_key())
+        reply_key, reply_text = one_time_key()
         bound = self.binding(ServiceLogin.ce_type, request_id, "sealed", reply_key=reply_text)
         reply = await self._requests.request(
             topics.IDENTITY_COMMANDS,
