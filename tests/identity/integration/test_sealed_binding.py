@@ -22,7 +22,16 @@ from moment_client.identity import IdentityClient
 from moment_contracts import topics
 from moment_contracts.base import Contract
 from moment_contracts.errors import ErrorCode, ErrorReply
-from moment_contracts.identity import Login, LoginFields, LoginSucceeded
+from moment_contracts.identity import (
+    GuardianConsentRecorded,
+    Login,
+    LoginFields,
+    LoginSucceeded,
+    RecordGuardianConsent,
+    RegisterUser,
+    RegistrationAccepted,
+)
+from moment_contracts.principals import StaffLogin, StaffLoginSucceeded
 from moment_contracts.profile import (
     Credentials,
     ErasePersonalData,
@@ -34,6 +43,12 @@ from moment_contracts.profile import (
     PersonalDataUpdated,
     ReadPersonalData,
     UpdatePersonalData,
+)
+from moment_contracts.recovery import (
+    AnswerRecovery,
+    RecoveryChallenge,
+    RecoveryCompleted,
+    StartRecovery,
 )
 from moment_contracts.sealed import SealError, open_box, public_key_to_text, seal
 from tests.identity.integration.test_login import PASSWORD, register
@@ -297,3 +312,60 @@ async def test_an_old_box_after_its_window_is_refused_and_audited(
     login = Login(sealed=old_login, reply_key=reply_text)
     assert await refused(attacker, login, LoginSucceeded, login_id) == ErrorCode.STALE_REQUEST
     await denied_audit(suite, login_id, "login")
+
+
+async def test_a_login_box_opens_in_no_other_kind_of_request(
+    suite: Suite, identity_client: IdentityClient, attacker: RequestClient
+) -> None:
+    _, tag = await register(identity_client)
+    victim_id = str(uuid.uuid4())
+    await identity_client.login(f"user_{tag}", PASSWORD, source="victim", request_id=victim_id)
+    box = (await captured(suite, victim_id, Login))[0].sealed
+    _, reply_text = attacker_key()
+    for body, expect, action in (
+        (StaffLogin(sealed=box, reply_key=reply_text), StaffLoginSucceeded, "login"),
+        (StartRecovery(sealed=box, reply_key=reply_text), RecoveryChallenge, "recovery"),
+        (AnswerRecovery(sealed=box), RecoveryCompleted, "recovery"),
+        (RegisterUser(sealed=box), RegistrationAccepted, "create"),
+    ):
+        forged_id = str(uuid.uuid4())
+        assert await refused(attacker, body, expect, forged_id) == ErrorCode.MALFORMED
+        await denied_audit(suite, forged_id, action)
+
+
+async def test_lifted_credentials_with_the_attackers_own_sealed_changes_change_nothing(
+    suite: Suite, identity_client: IdentityClient, attacker: RequestClient
+) -> None:
+    """The attacker seals their own boxes properly (identity's key is public); only the victim's
+    credentials are lifted. They belong to the victim's read, so nothing is written."""
+    subject_id, tag = await register(identity_client, name="Original Name")
+    token = await customer_token(identity_client, tag)
+    victim_id, _ = await victim_read(identity_client, token, subject_id)
+    credentials = (await captured(suite, victim_id, ReadPersonalData))[0].sealed_credentials
+
+    forged_id = str(uuid.uuid4())
+    own = identity_client.binding(
+        UpdatePersonalData.ce_type, forged_id, "sealed_changes", subject_id=subject_id
+    )
+    changes = FieldChanges(values={"email": f"attacker.{tag}@example.test"})
+    update = UpdatePersonalData(
+        subject_id=subject_id,
+        sealed_credentials=credentials,
+        sealed_changes=seal(
+            changes.model_dump_json().encode(), await identity_client.sealing_key(), own
+        ),
+    )
+    assert await refused(attacker, update, PersonalDataUpdated, forged_id) == (
+        ErrorCode.UNAUTHORISED
+    )
+    await denied_audit(suite, forged_id, "write")
+    consent_id = str(uuid.uuid4())
+    consent = RecordGuardianConsent(
+        subject_id=subject_id, evidence_ref="case-1", sealed_credentials=credentials
+    )
+    assert await refused(attacker, consent, GuardianConsentRecorded, consent_id) == (
+        ErrorCode.UNAUTHORISED
+    )
+    await denied_audit(suite, consent_id, "write")
+    values = await identity_client.read(token, subject_id, ["email"])
+    assert values == {"email": f"{tag}@example.test"}
