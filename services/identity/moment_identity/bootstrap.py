@@ -32,6 +32,7 @@ from moment_identity.service.login import LoginDeps
 from moment_identity.service.principals import PrincipalDeps, StaffAdmin, service_secrets_from
 from moment_identity.service.reads import ReadDeps
 from moment_identity.service.recovery import CodeChannel, RecoveryDeps
+from moment_identity.service.refusals import RefusalAudit
 from moment_identity.service.registration import Crypto
 from moment_identity.service.unit_of_work import IdentityUnitOfWork
 from moment_messaging.inbox import Inbox
@@ -88,6 +89,8 @@ class IdentityService:
         await self.core.prepare()
         crypto = await self._crypto()
         login_deps = await self._login(crypto)
+        refusals = RefusalAudit(self.unit_of_work)
+        self.core.policy.on_refused = refusals.dead_lettered
         self._handlers = IdentityHandlers(
             crypto=crypto,
             requests=RequestProcessor(
@@ -96,6 +99,7 @@ class IdentityService:
                 self.core.replier,
                 to_error_reply,
                 metrics=self.core.metrics,
+                on_refused=refusals.refused,
             ),
             replier=self.core.replier,
             uow_factory=self.unit_of_work,

@@ -38,7 +38,7 @@ from moment_identity.domain.model import ENCRYPTED_FIELDS, check_changes
 from moment_identity.domain.normalise import display_text, email_key, username_key
 from moment_identity.service.reads import ReadDeps
 from moment_identity.service.revocation import revoke_all
-from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
+from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event, request_ref
 
 Step = Callable[[IdentityUnitOfWork], Awaitable[Contract]]
 
@@ -146,7 +146,7 @@ async def prepare_erase(deps: ReadDeps, request: Envelope, body: ErasePersonalDa
     async def erase(uow: IdentityUnitOfWork) -> Contract:
         # Other services verify tokens offline: tell them this subject's sessions are over.
         await revoke_all(uow, body.subject_id)
-        await uow.users.erase(body.subject_id, request.id)
+        await uow.users.erase(body.subject_id, request_ref(request.id))
         erased_at = datetime.now(UTC)
         uow.publish(
             topics.IDENTITY_EVENTS,
