@@ -12,8 +12,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from moment_auth.principals import Principal
 from moment_contracts import topics
 from moment_contracts.base import Contract
@@ -32,10 +30,18 @@ from moment_contracts.profile import (
     UpdatePersonalData,
 )
 from moment_contracts.sealed import public_key_from_text, seal
-from moment_identity.domain.access import AccessRequest, Decision, decide_rights, decide_write
-from moment_identity.domain.errors import RegistrationRejected, SealedInputRejected
+from moment_identity.domain.access import (
+    READABLE_FIELDS,
+    AccessRequest,
+    Decision,
+    decide_rights,
+    decide_write,
+)
+from moment_identity.domain.errors import FieldProblem
+from moment_identity.domain.fields import parse_plaintext
 from moment_identity.domain.model import ENCRYPTED_FIELDS, check_changes
 from moment_identity.domain.normalise import display_text, email_key, username_key
+from moment_identity.service.errors import field_error
 from moment_identity.service.reads import ReadDeps
 from moment_identity.service.revocation import revoke_all
 from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event, request_ref
@@ -85,6 +91,19 @@ def refusal(emit: Callable[[IdentityUnitOfWork], Awaitable[None]], code: ErrorCo
     async def refuse(uow: IdentityUnitOfWork) -> Contract:
         await emit(uow)
         return ErrorReply.of(code)
+
+    return refuse
+
+
+def _refuse_values(
+    emit: Callable[[IdentityUnitOfWork], Awaitable[None]], problems: list[FieldProblem]
+) -> Step:
+    """Values that break the field rules: refused by field name, and the attempt audited."""
+
+    async def refuse(uow: IdentityUnitOfWork) -> Contract:
+        await emit(uow)
+        fields = tuple(field_error(p.field, p.code) for p in problems)
+        return ErrorReply.of(ErrorCode.VALIDATION_FAILED, fields=fields)
 
     return refuse
 
@@ -177,7 +196,10 @@ async def prepare_update(deps: ReadDeps, request: Envelope, body: UpdatePersonal
         )
         return refusal(emit, refusal_for(decision))
     if problems := check_changes(changes):
-        raise RegistrationRejected(problems)
+        emit = audited(
+            deps, request, principal, body.subject_id, "write", "failure", **_scope(changes, body)
+        )
+        return _refuse_values(emit, problems)
     key = await deps.crypto.keyring.unwrap(*wrapped)
     encrypted = {
         name: deps.crypto.cipher.encrypt(
@@ -206,10 +228,7 @@ async def prepare_update(deps: ReadDeps, request: Envelope, body: UpdatePersonal
 
 def open_changes(deps: ReadDeps, body: UpdatePersonalData) -> dict[str, str]:
     plaintext = deps.crypto.opener.open(body.sealed_changes, body.ce_type)
-    try:
-        changes = FieldChanges.model_validate_json(plaintext).values
-    except ValidationError:
-        raise SealedInputRejected("the changes do not match their contract") from None
+    changes = parse_plaintext(FieldChanges, plaintext, READABLE_FIELDS).values
     return {str(name): value for name, value in changes.items()}
 
 
