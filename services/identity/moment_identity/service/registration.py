@@ -34,7 +34,7 @@ from moment_identity.domain.normalise import (
     username_key,
 )
 from moment_identity.domain.passwords import normalise_password
-from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
+from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event, request_ref
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ async def _store(
         audit_event(
             action="create",
             subject_id=user.subject_id,
-            actor_id=request.source,
+            actor_id=request_ref(request.source),
             actor_role="service",
             fields=(*ENCRYPTED_FIELDS, "password", "recovery_answer"),
             outcome="success",

@@ -73,8 +73,8 @@ class IdentityUnitOfWork(SqlUnitOfWork):
 
 
 def request_ref(request_id: str) -> str:
-    """The request id as sent when it is short visible ASCII, else a digest of it: an id nobody
-    validated must not be able to stop its attempt from being recorded (it did, once)."""
+    """An envelope attribute (a request id, a source) as sent when it is short visible ASCII, else
+    a digest of it: an id nobody validated must not stop its attempt being recorded (it did)."""
     if _PLAIN_REQUEST_ID.fullmatch(request_id):
         return request_id
     digest = hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).hexdigest()
