@@ -85,6 +85,11 @@ async def test_a_rectification_that_hits_a_conflict_is_audited(
     assert caught.value.code == ErrorCode.CONFLICT
     row = await audit_of(suite, request_id)
     assert (row["action"], row["outcome"]) == ("write", "failure")
+    assert (row["subject_id"], row["actor_id"], row["fields"]) == (
+        subject_id,
+        subject_id,
+        ["username"],
+    )
     assert other not in str(row)
 
 

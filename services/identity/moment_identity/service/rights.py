@@ -30,6 +30,7 @@ from moment_contracts.profile import (
     UpdatePersonalData,
 )
 from moment_contracts.sealed import public_key_from_text, seal
+from moment_crypto.envelope import WrappedKey
 from moment_identity.domain.access import (
     READABLE_FIELDS,
     AccessRequest,
@@ -190,29 +191,25 @@ async def prepare_update(deps: ReadDeps, request: Envelope, body: UpdatePersonal
     decision = decide_write(ask)
     if decision.allowed and wrapped is None:
         decision = Decision(False, "not-found")
+
+    def outcome(result: str) -> Callable[[IdentityUnitOfWork], Awaitable[None]]:
+        scope = _scope(changes, body)
+        return audited(deps, request, principal, body.subject_id, "write", result, **scope)
+
     if not decision.allowed or wrapped is None:
-        emit = audited(
-            deps, request, principal, body.subject_id, "write", "denied", **_scope(changes, body)
-        )
-        return refusal(emit, refusal_for(decision))
+        return refusal(outcome("denied"), refusal_for(decision))
     if problems := check_changes(changes):
-        emit = audited(
-            deps, request, principal, body.subject_id, "write", "failure", **_scope(changes, body)
-        )
-        return _refuse_values(emit, problems)
-    key = await deps.crypto.keyring.unwrap(*wrapped)
-    encrypted = {
-        name: deps.crypto.cipher.encrypt(
-            key, body.subject_id, name, wrapped.version, display_text(value)
-        )
-        for name, value in changes.items()
-    }
+        return _refuse_values(outcome("failure"), problems)
+    encrypted = await _encrypt(deps, body.subject_id, wrapped, changes)
     indexes = new_indexes(deps, changes)
-    emit = audited(
-        deps, request, principal, body.subject_id, "write", "success", **_scope(changes, body)
-    )
+    emit, conflict = outcome("success"), outcome("failure")
 
     async def store(uow: IdentityUnitOfWork) -> Contract:
+        # The unique indexes still decide a race; checking first answers the usual case with a
+        # recorded refusal, audited against its subject.
+        if await uow.users.taken_by_another(body.subject_id, indexes):
+            await conflict(uow)
+            return ErrorReply.of(ErrorCode.CONFLICT)
         await uow.users.update_fields(body.subject_id, encrypted, indexes)
         fields = tuple(sorted(changes))
         uow.publish(
@@ -224,6 +221,16 @@ async def prepare_update(deps: ReadDeps, request: Envelope, body: UpdatePersonal
         return PersonalDataUpdated(subject_id=body.subject_id, fields=fields)
 
     return store
+
+
+async def _encrypt(
+    deps: ReadDeps, subject_id: str, wrapped: WrappedKey, changes: dict[str, str]
+) -> dict[str, bytes]:
+    key = await deps.crypto.keyring.unwrap(*wrapped)
+    return {
+        name: deps.crypto.cipher.encrypt(key, subject_id, name, wrapped.version, display_text(v))
+        for name, v in changes.items()
+    }
 
 
 def open_changes(deps: ReadDeps, body: UpdatePersonalData) -> dict[str, str]:
