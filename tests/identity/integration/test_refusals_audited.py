@@ -93,9 +93,16 @@ async def test_a_rectification_that_hits_a_conflict_is_audited(
     assert other not in str(row)
 
 
-async def test_a_request_dead_lettered_before_any_handler_is_audited(suite: Suite) -> None:
+@pytest.mark.parametrize(
+    "data",
+    [b"{}", b"not json at all", b'{"sealed": 1, "reply_key": []}'],
+    ids=["schema", "parser", "types"],
+)
+async def test_a_request_dead_lettered_before_any_handler_is_audited(
+    suite: Suite, data: bytes
+) -> None:
     request_id = str(uuid.uuid4())
-    poison = Envelope(type=Login.ce_type, source="/attacker", id=request_id, data=b"{}")
+    poison = Envelope(type=Login.ce_type, source="/attacker", id=request_id, data=data)
     await publish(suite.kafka.bootstrap_servers, topics.IDENTITY_COMMANDS, poison)
     row = await audit_of(suite, request_id)
     assert (row["action"], row["outcome"], row["subject_id"]) == ("login", "failure", "unknown")
