@@ -32,6 +32,7 @@ from moment_identity.service.login import LoginDeps
 from moment_identity.service.principals import PrincipalDeps, StaffAdmin, service_secrets_from
 from moment_identity.service.reads import ReadDeps
 from moment_identity.service.recovery import CodeChannel, RecoveryDeps
+from moment_identity.service.refusals import RefusalAudit
 from moment_identity.service.registration import Crypto
 from moment_identity.service.sealed_requests import RequestGuard
 from moment_identity.service.unit_of_work import IdentityUnitOfWork
@@ -95,6 +96,8 @@ class IdentityService:
         crypto = await self._crypto()
         login_deps = await self._login(crypto)
         sealing = self.settings.sealing
+        refusals = RefusalAudit(self.unit_of_work)
+        self.core.policy.on_refused = refusals.dead_lettered
         self._handlers = IdentityHandlers(
             crypto=crypto,
             requests=RequestProcessor(
@@ -103,6 +106,7 @@ class IdentityService:
                 self.core.replier,
                 to_error_reply,
                 metrics=self.core.metrics,
+                on_refused=refusals.refused,
             ),
             replier=self.core.replier,
             uow_factory=self.unit_of_work,

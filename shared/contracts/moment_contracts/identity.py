@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from moment_contracts.base import Contract
 from moment_contracts.sealed import PublicKeyText, SealedBox
@@ -32,7 +32,9 @@ class SealingKey(Contract):
 
 
 class RegistrationFields(Contract):
-    """The plaintext inside RegisterUser.sealed. Validated only inside the identity service."""
+    """The plaintext inside RegisterUser.sealed. Validated only inside the identity service, by the
+    same field rules as a rectification (identity's domain/fields.py); the age is a JSON integer,
+    strictly: "30", 30.0 and true are refused, not converted."""
 
     ce_type: ClassVar[str] = "moment.identity.registration-fields.v1"
 
@@ -40,7 +42,7 @@ class RegistrationFields(Contract):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1024)
     name: str = Field(max_length=512)
-    age: int = Field(ge=0, le=200)
+    age: StrictInt = Field(ge=0, le=200)
     recovery_question: str = Field(max_length=512)
     recovery_answer: str = Field(max_length=512)
 

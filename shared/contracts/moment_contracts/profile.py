@@ -4,7 +4,7 @@ to identity's key, replies to the key the requester names in `reply_key`."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -54,11 +54,15 @@ class PersonalData(Contract):
 
 
 class FieldChanges(Contract):
-    """The plaintext inside UpdatePersonalData.sealed_changes."""
+    """The plaintext inside UpdatePersonalData.sealed_changes. Each value is text (an age too, in
+    ASCII digits) and is checked by the same field rules as at registration; no value is longer
+    than the longest a registration takes (a name's 512 characters)."""
 
     ce_type: ClassVar[str] = "moment.identity.field-changes.v1"
 
-    values: dict[ReadableField, str] = Field(min_length=1, max_length=5)
+    values: dict[ReadableField, Annotated[str, Field(max_length=512)]] = Field(
+        min_length=1, max_length=5
+    )
 
 
 class UpdatePersonalData(Contract):

@@ -153,6 +153,10 @@ class DeadLetterPolicy:
         self.broker: KafkaBroker | None = None
         self.replier: Replier | None = None
         self.dead_lettered = 0
+        # Told of each record before it is dead-lettered, with its reason, so a service can
+        # record the refusal (identity audits refused requests). If it raises, the record is
+        # neither dead-lettered nor acknowledged, and is delivered again.
+        self.on_refused: Callable[[ConsumerRecord[Any, Any], str], Awaitable[None]] | None = None
 
     def bind(self, broker: KafkaBroker, replier: Replier) -> None:
         self.broker = broker
@@ -249,5 +253,7 @@ class DeadLetterMiddleware(BaseMiddleware):
 
     async def _dead_letter(self, record: ConsumerRecord[Any, Any], exc: BaseException) -> None:
         reason, detail = classify(exc)
+        if self.policy.on_refused is not None:
+            await self.policy.on_refused(record, reason)
         await self.policy.dead_letter(record, reason, detail)
         await self.policy.reply_error(record, reason)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moment_crypto.envelope import SubjectKey, WrappedKey
@@ -55,6 +55,18 @@ class SqlUserRepository:
             .where(
                 (users.c.username_index == username_index) | (users.c.email_index == email_index)
             )
+            .limit(1)
+        )
+        return row.first() is not None
+
+    async def taken_by_another(self, subject_id: str, indexes: dict[str, str]) -> bool:
+        """Whether another subject holds any of these (`username_index`, `email_index`) values."""
+        if not indexes:
+            return False
+        clauses = [users.c[column] == value for column, value in indexes.items()]
+        row = await self._session.execute(
+            select(users.c.subject_id)
+            .where(or_(*clauses), users.c.subject_id != subject_id)
             .limit(1)
         )
         return row.first() is not None

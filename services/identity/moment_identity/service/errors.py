@@ -16,6 +16,12 @@ FIELD_MESSAGES: dict[str, tuple[str, str]] = {
     "required": ("This field is required.", "هذا الحقل مطلوب."),
     "range": ("The value is out of range.", "القيمة خارج النطاق المسموح."),
     "missing": ("This field is required.", "هذا الحقل مطلوب."),
+    "type": ("The value has the wrong type.", "نوع القيمة غير صحيح."),
+    "control": (
+        "Control characters (such as NUL) are not allowed.",
+        "لا يُسمح بأحرف التحكم (مثل NUL).",
+    ),
+    "unknown": ("This field is not recognised.", "هذا الحقل غير معروف."),
     "too-short": ("Use at least 8 characters.", "استخدم ٨ أحرف على الأقل."),
     "too-long": ("Use at most 64 characters.", "استخدم ٦٤ حرفًا على الأكثر."),
     "common": (

@@ -7,8 +7,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
-
 from moment_contracts import topics
 from moment_contracts.envelope import Envelope
 from moment_contracts.identity import (
@@ -21,7 +19,8 @@ from moment_crypto.blind_index import BlindIndexer
 from moment_crypto.envelope import FieldCipher, SubjectKey, SubjectKeyring
 from moment_identity.adapters.hashing import SecretHasher
 from moment_identity.adapters.sealing import SealedInputOpener, binding
-from moment_identity.domain.errors import AccountExists, FieldProblem, RegistrationRejected
+from moment_identity.domain.errors import AccountExists
+from moment_identity.domain.fields import parse_plaintext
 from moment_identity.domain.model import (
     ENCRYPTED_FIELDS,
     User,
@@ -35,7 +34,7 @@ from moment_identity.domain.normalise import (
     username_key,
 )
 from moment_identity.domain.passwords import normalise_password
-from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
+from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event, request_ref
 
 
 @dataclass(frozen=True)
@@ -51,11 +50,7 @@ class Crypto:
 
 def open_fields(crypto: Crypto, request: Envelope, body: RegisterUser) -> RegistrationFields:
     plaintext = crypto.opener.open(body.sealed, binding(request, body, "sealed"))
-    try:
-        return RegistrationFields.model_validate_json(plaintext)
-    except ValidationError as exc:
-        problems = [FieldProblem(".".join(map(str, e["loc"])), e["type"]) for e in exc.errors()]
-        raise RegistrationRejected(problems) from None
+    return parse_plaintext(RegistrationFields, plaintext, RegistrationFields.model_fields)
 
 
 async def prepare_registration(
@@ -108,7 +103,7 @@ async def _store(
         audit_event(
             action="create",
             subject_id=user.subject_id,
-            actor_id=request.source,
+            actor_id=request_ref(request.source),
             actor_role="service",
             fields=(*ENCRYPTED_FIELDS, "password", "recovery_answer"),
             outcome="success",

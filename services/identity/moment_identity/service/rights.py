@@ -12,8 +12,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from moment_auth.principals import Principal
 from moment_contracts import topics
 from moment_contracts.base import Contract
@@ -32,14 +30,23 @@ from moment_contracts.profile import (
     UpdatePersonalData,
 )
 from moment_contracts.sealed import public_key_from_text, seal
+from moment_crypto.envelope import WrappedKey
 from moment_identity.adapters.sealing import binding
-from moment_identity.domain.access import AccessRequest, Decision, decide_rights, decide_write
-from moment_identity.domain.errors import RegistrationRejected, SealedInputRejected
+from moment_identity.domain.access import (
+    READABLE_FIELDS,
+    AccessRequest,
+    Decision,
+    decide_rights,
+    decide_write,
+)
+from moment_identity.domain.errors import FieldProblem
+from moment_identity.domain.fields import parse_plaintext
 from moment_identity.domain.model import ENCRYPTED_FIELDS, check_changes
 from moment_identity.domain.normalise import display_text, email_key, username_key
+from moment_identity.service.errors import field_error
 from moment_identity.service.reads import ReadDeps
 from moment_identity.service.revocation import revoke_all
-from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
+from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event, request_ref
 
 Step = Callable[[IdentityUnitOfWork], Awaitable[Contract]]
 
@@ -86,6 +93,19 @@ def refusal(emit: Callable[[IdentityUnitOfWork], Awaitable[None]], code: ErrorCo
     async def refuse(uow: IdentityUnitOfWork) -> Contract:
         await emit(uow)
         return ErrorReply.of(code)
+
+    return refuse
+
+
+def _refuse_values(
+    emit: Callable[[IdentityUnitOfWork], Awaitable[None]], problems: list[FieldProblem]
+) -> Step:
+    """Values that break the field rules: refused by field name, and the attempt audited."""
+
+    async def refuse(uow: IdentityUnitOfWork) -> Contract:
+        await emit(uow)
+        fields = tuple(field_error(p.field, p.code) for p in problems)
+        return ErrorReply.of(ErrorCode.VALIDATION_FAILED, fields=fields)
 
     return refuse
 
@@ -151,7 +171,7 @@ async def prepare_erase(deps: ReadDeps, request: Envelope, body: ErasePersonalDa
     async def erase(uow: IdentityUnitOfWork) -> Contract:
         # Other services verify tokens offline: tell them this subject's sessions are over.
         await revoke_all(uow, body.subject_id)
-        await uow.users.erase(body.subject_id, request.id)
+        await uow.users.erase(body.subject_id, request_ref(request.id))
         erased_at = datetime.now(UTC)
         uow.publish(
             topics.IDENTITY_EVENTS,
@@ -178,26 +198,25 @@ async def prepare_update(deps: ReadDeps, request: Envelope, body: UpdatePersonal
     decision = decide_write(ask)
     if decision.allowed and wrapped is None:
         decision = Decision(False, "not-found")
+
+    def outcome(result: str) -> Callable[[IdentityUnitOfWork], Awaitable[None]]:
+        scope = _scope(changes, body)
+        return audited(deps, request, principal, body.subject_id, "write", result, **scope)
+
     if not decision.allowed or wrapped is None:
-        emit = audited(
-            deps, request, principal, body.subject_id, "write", "denied", **_scope(changes, body)
-        )
-        return refusal(emit, refusal_for(decision))
+        return refusal(outcome("denied"), refusal_for(decision))
     if problems := check_changes(changes):
-        raise RegistrationRejected(problems)
-    key = await deps.crypto.keyring.unwrap(*wrapped)
-    encrypted = {
-        name: deps.crypto.cipher.encrypt(
-            key, body.subject_id, name, wrapped.version, display_text(value)
-        )
-        for name, value in changes.items()
-    }
+        return _refuse_values(outcome("failure"), problems)
+    encrypted = await _encrypt(deps, body.subject_id, wrapped, changes)
     indexes = new_indexes(deps, changes)
-    emit = audited(
-        deps, request, principal, body.subject_id, "write", "success", **_scope(changes, body)
-    )
+    emit, conflict = outcome("success"), outcome("failure")
 
     async def store(uow: IdentityUnitOfWork) -> Contract:
+        # The unique indexes still decide a race; checking first answers the usual case with a
+        # recorded refusal, audited against its subject.
+        if await uow.users.taken_by_another(body.subject_id, indexes):
+            await conflict(uow)
+            return ErrorReply.of(ErrorCode.CONFLICT)
         await uow.users.update_fields(body.subject_id, encrypted, indexes)
         fields = tuple(sorted(changes))
         uow.publish(
@@ -211,14 +230,21 @@ async def prepare_update(deps: ReadDeps, request: Envelope, body: UpdatePersonal
     return store
 
 
+async def _encrypt(
+    deps: ReadDeps, subject_id: str, wrapped: WrappedKey, changes: dict[str, str]
+) -> dict[str, bytes]:
+    key = await deps.crypto.keyring.unwrap(*wrapped)
+    return {
+        name: deps.crypto.cipher.encrypt(key, subject_id, name, wrapped.version, display_text(v))
+        for name, v in changes.items()
+    }
+
+
 def open_changes(deps: ReadDeps, request: Envelope, body: UpdatePersonalData) -> dict[str, str]:
     plaintext = deps.crypto.opener.open(
         body.sealed_changes, binding(request, body, "sealed_changes")
     )
-    try:
-        changes = FieldChanges.model_validate_json(plaintext).values
-    except ValidationError:
-        raise SealedInputRejected("the changes do not match their contract") from None
+    changes = parse_plaintext(FieldChanges, plaintext, READABLE_FIELDS).values
     return {str(name): value for name, value in changes.items()}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +20,8 @@ from moment_persistence.unit_of_work import SessionSource, SqlUnitOfWork
 from moment_telemetry.tracing import current_traceparent, trace_id_of
 
 SOURCE = "/moment/identity"
+# What an audit record (and identity's own tables) can hold of a request id as it came.
+_PLAIN_REQUEST_ID = re.compile(r"[!-~]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,15 @@ class IdentityUnitOfWork(SqlUnitOfWork):
             self._on_commit()
 
 
+def request_ref(request_id: str) -> str:
+    """An envelope attribute (a request id, a source) as sent when it is short visible ASCII, else
+    a digest of it: an id nobody validated must not stop its attempt being recorded (it did)."""
+    if _PLAIN_REQUEST_ID.fullmatch(request_id):
+        return request_id
+    digest = hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256:{digest}"
+
+
 def audit_event(
     *,
     action: str,
@@ -89,7 +102,7 @@ def audit_event(
             "purpose": purpose,
             "outcome": outcome,
             "occurred_at": datetime.now(UTC),
-            "request_id": request_id,
+            "request_id": None if request_id is None else request_ref(request_id),
             "trace_id": trace_id_of(current_traceparent() or ""),
         }
     )
