@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -39,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from moment_auth.revocation import RevocationRule
+from moment_auth.revocation import RevocationRule, RevocationStore
 from moment_contracts import topics
 from moment_contracts.catalogue import TOPIC_MESSAGES
 from moment_contracts.principals import PrincipalTokensRevoked
@@ -135,9 +136,10 @@ class SqlRevocationStore:
 
 
 def register_revocation_feed(
-    broker: KafkaBroker, config: KafkaConfig, store: SqlRevocationStore, *, group_id: str
-) -> None:
-    """Record identity's revocations in `store`, on a consumer group of the service's own.
+    broker: KafkaBroker, config: KafkaConfig, store: RevocationStore, *, group_id: str
+) -> DefaultSubscriber:
+    """Record identity's revocations in `store`, on a consumer group of the service's own;
+    returns the subscriber.
 
     A group of its own (not the service's main one), so joining it never rebalances the
     service's other consumers; offsets are committed only after the row is written.
@@ -166,6 +168,8 @@ def register_revocation_feed(
     @events
     async def on_other_identity_event(msg: KafkaMessage) -> None:
         """Identity's other events say nothing about tokens: acknowledged, not dead-lettered."""
+
+    return events
 
 
 __all__ = [

@@ -14,7 +14,10 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
 
+from moment_audit.adapters.kafka import REVOCATIONS_GROUP_ID
 from moment_audit.adapters.orm import metadata, revocations
 from moment_auth.claims import TokenClaims
 from moment_auth.errors import TokenRevoked
@@ -25,14 +28,17 @@ from moment_client.audit import AuditClient
 from moment_client.client import RequestClient
 from moment_client.errors import ServiceError
 from moment_client.identity import IdentityClient
+from moment_contracts import topics
 from moment_contracts.errors import ErrorCode
+from moment_contracts.principals import PrincipalTokensRevoked
 from moment_persistence.config import DatabaseConfig
 from moment_persistence.database import Database
 from moment_persistence.unit_of_work import SqlUnitOfWork
-from moment_runtime.revocations import SqlRevocationStore
+from moment_runtime.revocations import SqlRevocationStore, register_revocation_feed
 from tests.identity.integration.test_login import PASSWORD, login_error, register
 from tests.identity.integration.test_principals import new_staff, staff_admin
 from tests.identity.integration.test_reads import customer_token
+from tests.support.kafka import header, read_topic
 from tests.support.suite import Suite
 
 RecordProperty = Callable[[str, object], None]
@@ -155,3 +161,63 @@ async def test_every_instance_and_a_restart_see_a_revocation_another_instance_co
         await consumer.record(principal_id, RevocationRule(min_session_version=1))
         with pytest.raises(TokenRevoked):
             await check_revoked(store, claims)
+
+
+class CountingStore(SqlRevocationStore):
+    """A second instance's store: the same table, remembering which principals it recorded."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(lambda: SqlUnitOfWork(database, metadata=metadata), revocations)
+        self.recorded: set[str] = set()
+
+    async def record(self, principal_id: str, rule: RevocationRule) -> None:
+        await super().record(principal_id, rule)
+        self.recorded.add(principal_id)
+
+
+async def _owned_partitions(subscriber: DefaultSubscriber) -> set[int]:
+    deadline = time.monotonic() + BOUND_S
+    while not (owned := {tp.partition for tp in subscriber.consumer.assignment()}):  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the second feed never got a partition"
+        await asyncio.sleep(0.2)
+    return owned
+
+
+async def _revoked_on(suite: Suite, staff_id: str) -> int:
+    records = await read_topic(
+        suite.kafka.bootstrap_servers,
+        topics.IDENTITY_EVENTS,
+        where=lambda r: (
+            header(r, "ce_subject") == staff_id
+            and header(r, "ce_type") == PrincipalTokensRevoked.ce_type
+        ),
+    )
+    return int(next(r.partition for r in records if header(r, "ce_subject") == staff_id))
+
+
+@pytest.mark.slow
+async def test_a_revocation_another_instance_consumed_is_refused_here(
+    suite: Suite, identity_client: IdentityClient, audit_client: AuditClient
+) -> None:
+    """A second audit instance's feed joins the group and takes some of identity.events'
+    partitions; a revocation it alone consumes is refused by this instance's query API."""
+    async with Database(DatabaseConfig(url=suite.urls["audit"])) as database:
+        store = CountingStore(database)
+        broker = KafkaBroker(suite.kafka.bootstrap_servers)
+        config = suite.audit.settings.kafka
+        subscriber = register_revocation_feed(broker, config, store, group_id=REVOCATIONS_GROUP_ID)
+        await broker.start()
+        try:
+            owned = await _owned_partitions(subscriber)
+            for _ in range(12):
+                staff_id, username, password = await new_staff(suite, Role.PRIVACY_OFFICER)
+                _, _, session = await identity_client.staff_login(username, password, source="i2")
+                await staff_admin(suite).deactivate(username)
+                if await _revoked_on(suite, staff_id) in owned:
+                    break
+            else:
+                pytest.fail("no revocation landed on the second instance's partitions")
+            await refused_after(audit_client, session.token, str(uuid.uuid4()))
+            assert staff_id in store.recorded, "the second instance consumed it"
+        finally:
+            await broker.stop()
