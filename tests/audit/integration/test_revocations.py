@@ -19,6 +19,7 @@ from faststream.kafka.subscriber.usecase import DefaultSubscriber
 
 from moment_audit.adapters.kafka import REVOCATIONS_GROUP_ID
 from moment_audit.adapters.orm import metadata, revocations
+from moment_audit.service.queries import LazyVerifier, to_error_reply
 from moment_auth.claims import TokenClaims
 from moment_auth.errors import TokenRevoked
 from moment_auth.principals import Principal, Role
@@ -32,8 +33,10 @@ from moment_contracts import topics
 from moment_contracts.envelope import Envelope
 from moment_contracts.errors import ErrorCode
 from moment_contracts.principals import PrincipalTokensRevoked
+from moment_devstack.processes import free_port
 from moment_persistence.config import DatabaseConfig
 from moment_persistence.database import Database
+from moment_persistence.errors import DatabaseUnavailable
 from moment_persistence.unit_of_work import SqlUnitOfWork
 from moment_runtime.revocations import SqlRevocationStore, register_revocation_feed
 from tests.identity.integration.test_login import login_error, register
@@ -239,3 +242,17 @@ async def test_a_revocation_another_instance_consumed_is_refused_here(
             assert staff_id in store.recorded, "the second instance consumed it"
         finally:
             await broker.stop()
+
+
+async def test_a_token_is_refused_when_its_revocations_cannot_be_read(suite: Suite) -> None:
+    """Fail closed: with audit's database unreachable, a valid token is answered `unavailable`."""
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/moment_audit"
+    async with Database(DatabaseConfig(url=url, connect_timeout_s=2)) as unreachable:
+        store = SqlRevocationStore(lambda: SqlUnitOfWork(unreachable), revocations)
+        verifier = LazyVerifier(suite.audit.vault, store)
+        token = (await TokenSigner(suite.identity.vault).issue(Principal.customer("s-1"))).token
+        with pytest.raises(DatabaseUnavailable) as caught:
+            await verifier.principal(token)
+    reply = to_error_reply(caught.value)
+    assert reply is not None
+    assert reply.code == ErrorCode.UNAVAILABLE
