@@ -144,7 +144,7 @@ async def audit(ctx: BenchContext) -> Figures:
     }
 
 
-async def _audit_service(ctx: BenchContext, url: str) -> AuditService:
+async def audit_service(ctx: BenchContext, url: str) -> AuditService:
     service = build(
         AuditSettings(
             kafka=ctx.kafka.model_copy(update={"client_id": "audit"}),
@@ -202,7 +202,7 @@ async def _e2e_samples(ctx: BenchContext, audit_db: Database) -> list[float]:
 @benchmark("audit_e2e", timeout_s=150.0)
 async def audit_e2e(ctx: BenchContext) -> Figures:
     url = await ctx.databases.create("bench_audit_e2e")
-    service = await _audit_service(ctx, url)
+    service = await audit_service(ctx, url)
     audit_db = Database(DatabaseConfig(url=SecretStr(url)))
     try:
         samples = await _e2e_samples(ctx, audit_db)

@@ -11,6 +11,7 @@ from benchmarks.registration import registration
 from benchmarks.registry import Benchmark
 from benchmarks.relay import outbox_relay
 from benchmarks.request_reply import request_reply
+from benchmarks.revocation import revocation
 
 BENCHMARKS: tuple[Benchmark, ...] = (
     request_reply,
@@ -23,6 +24,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     read_vault_calls,
     audit,
     audit_e2e,
+    revocation,
 )
 
 

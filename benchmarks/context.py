@@ -58,6 +58,8 @@ class Scale:
     vault_reads: int = 1_000
     # Audit events ingested per side; the chained ones are then verified.
     audit_records: int = 2_000
+    # Staff accounts deactivated, each timed until audit refuses its token.
+    revocations: int = 20
     budget_s: float = 25.0
 
     @classmethod
@@ -81,6 +83,7 @@ class Scale:
             read_latency_samples=6,
             vault_reads=12,
             audit_records=30,
+            revocations=3,
             budget_s=10.0,
         )
 

@@ -18,6 +18,7 @@ from benchmarks.measure import interleaved_throughput
 from benchmarks.outbox import outbox_write
 from benchmarks.registry import Benchmark
 from benchmarks.report import build_report, write_report
+from benchmarks.revocation import revocation
 from benchmarks.runner import RunResult, run_benchmarks
 from moment_contracts.topics import CORE_TOPICS
 from moment_crypto.config import VaultConfig
@@ -171,3 +172,28 @@ async def test_audit_benchmarks_report_their_figures_and_goals(
     assert not [n for n in ctx.notes if "did not verify" in n], "the benchmark's chain verifies"
     report = build_report(benches, result, scale, ctx.notes)
     assert set(report["goals"]) == {"audit_ingest_ratio_to_raw", "verify_records_per_s"}
+
+
+async def test_revocation_benchmark_reports_its_propagation_beside_raw_kafka(
+    private_broker: ManagedProcess,
+    vault_config_factory: Callable[[str], VaultConfig],
+    postgres_database_factory: PostgresDatabases,
+) -> None:
+    benches = (revocation,)
+    scale = Scale.quick()
+    result, ctx = await run_quick(
+        benches, scale, private_broker, vault_config_factory, postgres_database_factory
+    )
+
+    assert result.errors == {}
+    figures = result.figures
+    for name in (
+        "revocation_propagation_ms",
+        "revocation_propagation_max_ms",
+        "raw_kafka_roundtrip_p50_ms",
+        "revocation_propagation_ratio_to_raw_kafka",
+    ):
+        assert figures[name] > 0, name
+    assert figures["revocation_samples"] == scale.revocations
+    report = build_report(benches, result, scale, ctx.notes)
+    assert set(report["goals"]) == {"revocation_propagation_max_ms"}

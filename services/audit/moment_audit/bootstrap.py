@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from faststream.kafka import KafkaBroker
+
 from moment_audit.adapters.checkpoints import Checkpointer
-from moment_audit.adapters.kafka import register_handlers
+from moment_audit.adapters.kafka import register_handlers, register_revocations
 from moment_audit.adapters.orm import messaging, metadata
 from moment_audit.config import AuditSettings
 from moment_audit.domain.rules import DetectionEngine
@@ -15,9 +18,12 @@ from moment_audit.service.queries import AccessQueryHandler, LazyVerifier, to_er
 from moment_audit.service.verification import vault_signatures, verify_store
 from moment_audit.service.verify import Report
 from moment_audit.service.watch import Watch
+from moment_messaging.config import KafkaConfig
 from moment_messaging.inbox import Inbox
 from moment_messaging.requests import RequestProcessor
+from moment_persistence.unit_of_work import SqlUnitOfWork
 from moment_runtime.basic import BasicService
+from moment_runtime.revocations import SqlRevocationStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -26,6 +32,9 @@ log = logging.getLogger(__name__)
 class AuditService(BasicService):
     """Ingest, signed checkpoints of the chains when Vault is configured, and the watch (gaps
     in producers' numbering, periodic verification)."""
+
+    # Set while the broker is built (`_register`): the query API checks tokens against it.
+    revocations: SqlRevocationStore
 
     def __init__(self, settings: AuditSettings) -> None:
         # In memory, per instance: each instance sees the partitions it owns (see DEVELOPERS.md).
@@ -37,9 +46,7 @@ class AuditService(BasicService):
             metadata=metadata,
             tables=messaging,
             migrations=MIGRATIONS,
-            register=lambda broker, config, uows: register_handlers(
-                broker, config, uows, self.engine, self.queries
-            ),
+            register=self._register,
         )
         self.checkpointer = (
             None
@@ -53,6 +60,12 @@ class AuditService(BasicService):
             timedelta(seconds=settings.rules.gap_grace_s),
             self.verify_store,
         )
+
+    def _register(
+        self, broker: KafkaBroker, config: KafkaConfig, uows: Callable[[], SqlUnitOfWork]
+    ) -> None:
+        register_handlers(broker, config, uows, self.engine, self.queries)
+        self.revocations = register_revocations(broker, config, uows)
 
     async def verify_store(self) -> Report:
         """What `moment-audit verify` reports, with the service's own Vault client."""
@@ -70,7 +83,7 @@ class AuditService(BasicService):
                     to_error_reply,
                     metrics=self.core.metrics,
                 ),
-                LazyVerifier(self.vault),
+                LazyVerifier(self.vault, self.revocations, self.core.metrics),
             )
         return self._queries
 

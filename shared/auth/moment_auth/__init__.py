@@ -17,7 +17,12 @@ from moment_auth.errors import (
     TokenUnknownKey,
 )
 from moment_auth.principals import Principal, PrincipalKind, Role, ServiceAccount
-from moment_auth.revocation import RevocationList
+from moment_auth.revocation import (
+    RevocationList,
+    RevocationRule,
+    RevocationStore,
+    check_revoked,
+)
 from moment_auth.tokens import (
     DEFAULT_TTL_S,
     SIGNING_KEY_NAME,
@@ -38,6 +43,8 @@ __all__ = [
     "Principal",
     "PrincipalKind",
     "RevocationList",
+    "RevocationRule",
+    "RevocationStore",
     "Role",
     "ServiceAccount",
     "TokenAlgorithmRejected",
@@ -55,5 +62,6 @@ __all__ = [
     "TokenUnknownKey",
     "TokenVerifier",
     "VerifiedToken",
+    "check_revoked",
     "public_keys_by_kid",
 ]

@@ -1,9 +1,14 @@
 """Revoked tokens, per principal, as every service learns them from identity's events.
 
-Identity publishes `PrincipalTokensRevoked` (logout everywhere, role change, account erased,
-staff off-boarding); each service feeds the events into its own RevocationList, so verification
-stays offline. Two rules may apply to a principal: tokens with a session version below a minimum
-are revoked, and so are tokens issued before a point in time.
+Identity publishes `PrincipalTokensRevoked` (lockout, password recovery, account erased, staff
+off-boarding) and `SubjectErased`; each service that accepts tokens records them, so
+verification needs no call to identity. Three rules may apply to a principal: tokens with a
+session version below a minimum are revoked, so are tokens issued before a point in time, and a
+permanent rule (an erased principal) revokes every token, whatever its version.
+
+Two ways to hold them: `RevocationList`, in memory (one process that sees every event), and a
+`RevocationStore` (`moment_runtime.revocations.SqlRevocationStore`), shared by every instance of a
+service through its database and kept across restarts; `check_revoked` asks a store.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
 from moment_auth.claims import TokenClaims
 from moment_auth.errors import TokenRevoked
@@ -100,3 +105,45 @@ def apply_revocation(event: RevocationEvent, revocations: RevocationList) -> Non
     Safe to call for replayed or reordered events: a revocation is never relaxed.
     """
     revocations.record(event.principal_id, min_session_version=event.min_session_version)
+
+
+@dataclass(frozen=True)
+class RevocationRule:
+    """What is revoked for one principal. `issued_before` is in seconds since the epoch."""
+
+    min_session_version: int = 0
+    issued_before: int = 0
+    permanent: bool = False
+
+    def revokes(self, claims: TokenClaims) -> bool:
+        # As RevocationList: a token from the rule's own second counts as earlier.
+        return (
+            self.permanent
+            or claims.sv < self.min_session_version
+            or claims.iat < self.issued_before
+        )
+
+    def merged(self, other: RevocationRule) -> Self:
+        """The stricter of both on every part: a rule is never relaxed, whatever the order."""
+        return type(self)(
+            max(self.min_session_version, other.min_session_version),
+            max(self.issued_before, other.issued_before),
+            self.permanent or other.permanent,
+        )
+
+
+class RevocationStore(Protocol):
+    """Revocations a service keeps where all its instances see them (its database)."""
+
+    async def record(self, principal_id: str, rule: RevocationRule) -> None:
+        """Merge `rule` into the principal's rule (never relaxing it); idempotent."""
+        ...
+
+    async def rule(self, principal_id: str) -> RevocationRule | None: ...
+
+
+async def check_revoked(store: RevocationStore, claims: TokenClaims) -> None:
+    """TokenRevoked when the store revokes this (already verified) token."""
+    rule = await store.rule(claims.sub)
+    if rule is not None and rule.revokes(claims):
+        raise TokenRevoked("the token has been revoked")

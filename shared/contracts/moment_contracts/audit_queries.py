@@ -2,7 +2,8 @@
 
 `SearchAccess` carries the caller's bearer token in clear, unlike identity's requests, which seal
 it: the audit service holds no sealing key yet. That is acceptable only because the audit service
-verifies the token's signature offline before answering, and because `audit.commands` must be
+verifies the token's signature offline, and refuses tokens identity has revoked, before answering,
+and because `audit.commands` must be
 ACL-restricted to the services and staff tools allowed to ask. Sealing to an audit key is future
 work. The token is left out of repr so it never reaches a log line.
 """

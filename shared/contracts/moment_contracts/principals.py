@@ -70,8 +70,8 @@ class ServiceLoginSucceeded(Contract):
 
 class PrincipalTokensRevoked(Contract):
     """Published to identity.events whenever identity raises a principal's session version
-    (staff deactivation, password change, recovery, erasure). Every service that verifies tokens
-    feeds it to its RevocationList (moment_auth.revocation.apply_revocation)."""
+    (account lockout, recovery, erasure, staff deactivation). Every service that accepts tokens
+    records it (moment_runtime.revocations) and refuses the older tokens from then on."""
 
     ce_type: ClassVar[str] = "moment.identity.principal-tokens-revoked.v1"
 

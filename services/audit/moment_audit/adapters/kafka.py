@@ -16,7 +16,7 @@ from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import SkipValidation, ValidationError
 
-from moment_audit.adapters.orm import metadata
+from moment_audit.adapters.orm import metadata, revocations
 from moment_audit.domain.rules import DetectionEngine
 from moment_audit.service.ingest import Incoming, ingest_batch
 from moment_audit.service.queries import AccessQueryHandler
@@ -40,6 +40,7 @@ from moment_messaging.runtime import (
     subscribe_batch,
 )
 from moment_persistence.unit_of_work import SqlUnitOfWork
+from moment_runtime.revocations import SqlRevocationStore, register_revocation_feed
 
 GROUP_ID = "audit"
 # Records per poll at most: enough to amortise a transaction, few enough to keep one short.
@@ -122,4 +123,18 @@ def register_queries(
         await queries().search_access(envelope_of(msg), body)
 
 
-__all__ = ["metadata", "register_handlers", "register_queries"]
+# A group of its own: joining it never rebalances ingest or the query API.
+REVOCATIONS_GROUP_ID = "audit-revocations"
+
+
+def register_revocations(
+    broker: KafkaBroker, config: KafkaConfig, uow_factory: Callable[[], SqlUnitOfWork]
+) -> SqlRevocationStore:
+    """identity.events' token revocations, recorded in audit's `revocations` table; returns the
+    store the query API checks tokens against."""
+    store = SqlRevocationStore(uow_factory, revocations)
+    register_revocation_feed(broker, config, store, group_id=REVOCATIONS_GROUP_ID)
+    return store
+
+
+__all__ = ["metadata", "register_handlers", "register_queries", "register_revocations"]

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from moment_audit.adapters.agreement import CONSTRAINT, DocumentAgreement
 from moment_messaging.tables import define_messaging_tables
 from moment_persistence.naming import service_metadata
+from moment_runtime.revocations import define_revocations_table
 
 metadata = service_metadata()
 
@@ -129,5 +130,9 @@ audit_watch_progress = Table(
     Column("last_id", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# Identity's token revocations (migration 0007), fed from identity.events and looked up once per
+# token the query API accepts: in the database, so every instance and every restart sees them.
+revocations = define_revocations_table(metadata)
 
 messaging = define_messaging_tables(metadata)

@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from faststream.kafka import KafkaBroker
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
 
-from moment_audit.adapters.kafka import register_handlers
+from moment_audit.adapters.kafka import register_handlers, register_revocations
 from moment_audit.adapters.orm import audit_records, metadata
 from moment_audit.bootstrap import MIGRATIONS, build
 from moment_audit.config import AuditSettings
@@ -33,6 +34,7 @@ from moment_contracts.base import Contract
 from moment_contracts.catalogue import AUDIT_REPLIES, TOPIC_MESSAGES
 from moment_contracts.errors import ErrorReply
 from moment_crypto.errors import CryptoError
+from moment_messaging.config import KafkaConfig
 from moment_persistence.database import Database
 from moment_persistence.errors import PersistenceError
 from moment_persistence.unit_of_work import SqlUnitOfWork
@@ -50,12 +52,13 @@ EXIT_CANNOT_VERIFY = 2
 TAIL_POLL_S = 0.5
 
 
+def _document_handlers(broker: KafkaBroker, config: KafkaConfig) -> None:
+    register_handlers(broker, config, not_at_docs_time, queries=not_at_docs_time)
+    register_revocations(broker, config, not_at_docs_time)
+
+
 def asyncapi() -> str:
-    return document(
-        "audit",
-        lambda b, c: register_handlers(b, c, not_at_docs_time, queries=not_at_docs_time),
-        PUBLICATIONS,
-    )
+    return document("audit", _document_handlers, PUBLICATIONS)
 
 
 app = service_cli("audit", AuditSettings, build, MIGRATIONS, asyncapi)

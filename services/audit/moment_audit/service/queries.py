@@ -7,14 +7,17 @@ Authorisation trade-off: a `SearchAccess` request carries its bearer token in cl
 audit service has no sealing key yet. The token's signature, issuer, audience and expiry are
 verified offline against identity's public signing keys (read from Vault Transit), so a forged or
 expired token is refused; but anyone able to read `audit.commands` could replay a live token until
-it expires, so that topic must be ACL-restricted to its legitimate callers. Audit keeps no session
-versions, so a revoked but unexpired token is still accepted here: tokens are short-lived.
-Sealing requests to an audit key is future work.
+it expires, so that topic must be ACL-restricted to its legitimate callers. A revoked token is
+refused too: identity's revocations (lockout, recovery, staff deactivation, erasure) are recorded
+in audit's `revocations` table by the feed on identity.events (moment_runtime.revocations), and
+every accepted token's principal is looked up there, so every instance refuses it as soon as any
+instance has consumed the event. Sealing requests to an audit key is future work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,8 +27,9 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moment_audit.adapters.orm import audit_records
-from moment_auth.errors import AuthError
+from moment_auth.errors import AuthError, TokenRevoked
 from moment_auth.principals import Principal, PrincipalKind, Role, ServiceAccount
+from moment_auth.revocation import RevocationStore, check_revoked
 from moment_auth.tokens import TokenVerifier
 from moment_contracts.audit_queries import AccessEntry, AccessHistory, SearchAccess
 from moment_contracts.base import Contract
@@ -36,6 +40,9 @@ from moment_crypto.vault import VaultClient
 from moment_messaging.requests import RequestProcessor
 from moment_persistence.errors import DatabaseUnavailable
 from moment_persistence.unit_of_work import SqlUnitOfWork
+from moment_telemetry.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 # Staff who may read anyone's access history: investigations and data-subject requests.
 READER_ROLES = frozenset({Role.SECURITY_ANALYST, Role.PRIVACY_OFFICER})
@@ -49,6 +56,11 @@ class QueryError(Exception):
 
 class NotAuthenticated(QueryError):
     """The token is missing, malformed, forged, expired, or cannot be checked without Vault."""
+
+
+class CredentialsRevoked(NotAuthenticated):
+    """A valid token that identity has revoked since it was issued (answered as any other
+    `unauthorised`: which check failed is not said, as identity does not say it either)."""
 
 
 class AccessNotAllowed(QueryError):
@@ -179,19 +191,48 @@ def to_error_reply(exc: Exception) -> ErrorReply | None:
 
 
 class LazyVerifier:
-    """Identity's public signing keys, read from Vault on the first request (after start-up)."""
+    """Identity's public signing keys, read from Vault on the first request (after start-up), and
+    the revocations identity announced (one primary-key look-up per verified token)."""
 
-    def __init__(self, vault: VaultClient | None) -> None:
+    def __init__(
+        self,
+        vault: VaultClient | None,
+        revocations: RevocationStore,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._vault = vault
+        self._revocations = revocations
         self._verifier: TokenVerifier | None = None
         self._lock = asyncio.Lock()
+        self._refused = (
+            None
+            if metrics is None
+            else metrics.counter(
+                "moment.tokens.refused",
+                unit="{token}",
+                description="Valid tokens refused as revoked",
+            )
+        )
 
     async def principal(self, token: str) -> Principal:
         verifier = await self._loaded()
         try:
-            return (await verifier.verify(token)).principal
+            verified = await verifier.verify(token)
         except AuthError:
             raise NotAuthenticated("credentials rejected") from None
+        try:
+            # A DatabaseUnavailable here fails closed: answered `unavailable`, never let through.
+            await check_revoked(self._revocations, verified.claims)
+        except TokenRevoked:
+            principal = verified.principal
+            log.warning(
+                "revoked token refused",
+                extra={"principal_id": principal.id, "principal_kind": principal.kind.value},
+            )
+            if self._refused is not None:
+                self._refused.add(1, {"reason": "revoked", "kind": principal.kind.value})
+            raise CredentialsRevoked("credentials revoked") from None
+        return verified.principal
 
     async def _loaded(self) -> TokenVerifier:
         if self._vault is None:

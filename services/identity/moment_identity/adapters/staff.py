@@ -67,6 +67,16 @@ class SqlStaffRepository:
             .values(password_hash=password_hash)
         )
 
+    async def bump_session_version(self, staff_id: str) -> int | None:
+        """Raise the account's session version (ending its sessions); the new version."""
+        version = await self._session.scalar(
+            update(staff_accounts)
+            .where(_S.staff_id == staff_id)
+            .values(session_version=_S.session_version + 1)
+            .returning(_S.session_version)
+        )
+        return None if version is None else int(version)
+
     async def deactivate(self, username_index: str) -> StaffRecord | None:
         """Mark the account inactive and raise its session version in one atomic statement;
         returns the account as it now is, or None when no such account exists."""

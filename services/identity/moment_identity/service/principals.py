@@ -185,10 +185,19 @@ async def _record_failure(
 ) -> Contract:
     store = SqlThrottleStore(uow.session, policy)
     now = datetime.now(UTC)
-    await store.fail(attempt.account, now)
+    account = await store.fail(attempt.account, now)
     await store.fail(attempt.source, now)
+    if account.locked_until is not None and account.failures == 0 and attempt.staff is not None:
+        # As for customers: whoever is guessing may already hold one of this account's sessions.
+        await _end_staff_sessions(uow, attempt.staff.staff_id)
     _audit_staff(uow, attempt, outcome)
     return ErrorReply.of(ErrorCode.LOGIN_FAILED)
+
+
+async def _end_staff_sessions(uow: IdentityUnitOfWork, staff_id: str) -> None:
+    version = await SqlStaffRepository(uow.session).bump_session_version(staff_id)
+    if version is not None:
+        revoke_tokens(uow, staff_id, version)
 
 
 async def _refuse_locked(uow: IdentityUnitOfWork, attempt: StaffAttempt, wait_s: int) -> Contract:
