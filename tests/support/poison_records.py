@@ -9,11 +9,15 @@ per-record checks run in-process; `produce_raw` writes the same shapes to a real
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
+import aiokafka.producer.message_accumulator as accumulator
+import aiokafka.producer.producer as producer_module
 from aiokafka import AIOKafkaProducer
+from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -182,3 +186,49 @@ def draw(strategy: st.SearchStrategy[T], count: int) -> list[T]:
 
     collect()
     return drawn[:count]
+
+
+class _RawName(str):
+    """A header name that encodes to bytes that are not UTF-8 (aiokafka only takes str)."""
+
+    raw: bytes
+
+    def __new__(cls, raw: bytes) -> _RawName:
+        name = super().__new__(cls, raw.decode("latin-1"))
+        name.raw = raw
+        return name
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self.raw
+
+
+@contextlib.contextmanager
+def _python_record_builder() -> Iterator[None]:
+    """aiokafka's C record builder refuses a str subclass; its Python one calls encode()."""
+    saved = accumulator.DefaultRecordBatchBuilder
+    for module in (accumulator, producer_module):
+        module.DefaultRecordBatchBuilder = _DefaultRecordBatchBuilderPy
+    try:
+        yield
+    finally:
+        for module in (accumulator, producer_module):
+            module.DefaultRecordBatchBuilder = saved
+
+
+async def produce_raw_header_names(
+    bootstrap: str, topic: str, names: Sequence[bytes], *, partition: int, value: bytes = b"{}"
+) -> None:
+    """One record per name, each with a header of that (non-UTF-8) name, in one batch."""
+    with _python_record_builder():
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+        await producer.start()
+        try:
+            sent = [
+                await producer.send(
+                    topic, value, partition=partition, headers=[(_RawName(name), b"v")]
+                )
+                for name in names
+            ]
+            await asyncio.gather(*sent)
+        finally:
+            await producer.stop()
