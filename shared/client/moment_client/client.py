@@ -32,7 +32,9 @@ _tracer = trace.get_tracer("moment.client")
 class ClientConfig(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     source: str = Field(default="/storefront", description="CloudEvents source of this caller")
-    instance_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    instance_id: str = Field(
+        default_factory=lambda: uuid.uuid4().hex[:12], pattern=r"^[A-Za-z0-9._-]{1,200}$"
+    )
     timeout_s: float = Field(default=10.0, gt=0)
     fetch_max_wait_ms: int = 5
     # The contract's record limit: a bigger record on the reply topic is dropped unparsed, and

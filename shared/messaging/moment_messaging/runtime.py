@@ -22,7 +22,7 @@ from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope, from_kafka
 from moment_messaging.config import KafkaConfig
 from moment_messaging.deadletter import DeadLetterPolicy, make_parser
-from moment_messaging.replies import Replier
+from moment_messaging.replies import Replier, ReplyTopics
 
 
 def build_broker(
@@ -49,7 +49,9 @@ def build_broker(
         ),
         logger=logger,
     )
-    replier = Replier(broker, source)
+    replier = Replier(
+        broker, source, ReplyTopics(config.bootstrap_servers, client_id=config.client_id)
+    )
     policy.bind(broker, replier)
     return broker, replier
 
