@@ -7,13 +7,14 @@ from __future__ import annotations
 import resource
 import uuid
 
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 from hypothesis import strategies as st
 
 from moment_audit.adapters.orm import audit_records
 from moment_contracts import topics
-from moment_contracts.envelope import Envelope
-from moment_contracts.topics import dlq
+from moment_contracts.envelope import REPLY_TO, Envelope
+from moment_contracts.topics import dlq, reply_topic
 from moment_messaging.config import KafkaConfig
 from tests.support.audit_events import access
 from tests.support.audit_store import stored_audit
@@ -121,7 +122,17 @@ async def run_poll(suite: Suite, poison: list[Raw]) -> None:
 async def test_the_attacks_seen_are_dead_lettered_alone_and_their_poll_stored(
     suite: Suite,
 ) -> None:
-    await run_poll(suite, seen_attacks(good(str(uuid.uuid4()))))
+    # A refusal is answered to a reply_to, but never by creating the topic it names.
+    missing = reply_topic(uuid.uuid4().hex)
+    template = good(str(uuid.uuid4()))
+    asks_reply: Raw = (None, b"{not json", [*template.headers(), (REPLY_TO, missing.encode())])
+    await run_poll(suite, [*seen_attacks(template), asks_reply])
+    admin = AIOKafkaAdminClient(bootstrap_servers=suite.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        assert missing not in await admin.list_topics()
+    finally:
+        await admin.close()
 
 
 async def test_generated_poison_is_dead_lettered_alone_and_their_poll_stored(

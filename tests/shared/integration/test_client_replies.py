@@ -89,10 +89,14 @@ async def test_records_aiokafka_cannot_unpack_are_skipped(client: RequestClient)
         client.config.bootstrap_servers, client.reply_topic, NON_UTF8, partition=0
     )
     await produce_raw(client.config.bootstrap_servers, client.reply_topic, [(None, b"{}", [])])
-    # Two malformed records around the batch, and each record of the batch skipped.
+    # Two malformed records around the batch, and each record of the batch skipped: as
+    # "unreadable" by the reader itself, or as "malformed" where a service in the same process
+    # made aiokafka hand such records on as stubs (moment_messaging's fetching.install()).
     await assert_still_answers(client, 2 + len(NON_UTF8))
     assert client.replies is not None
-    assert client.replies.dropped["unreadable"] == len(NON_UTF8)
+    assert client.replies.dropped["unreadable"] + client.replies.dropped["malformed"] == 2 + len(
+        NON_UTF8
+    )
 
 
 async def test_generated_records_leave_the_client_answering(client: RequestClient) -> None:
