@@ -53,9 +53,8 @@ def assert_poison_alone(records: tuple, started: float) -> None:  # type: ignore
     for dead, why in rejected:
         assert dead.offset == 1
         assert isinstance(why, DecodeError | ValidationError)
-        reason, detail = classify(why)
+        reason, _ = classify(why)
         assert reason in {"malformed", "schema-violation", "unknown-type", "oversized"}
-        assert len(detail) < 2000
         # What the dead-letter topic is handed can be copied whatever the original held.
         assert all(isinstance(v, bytes) for _, v in dead.headers)
 
