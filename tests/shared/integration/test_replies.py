@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.metadata import MetadataRequest
 
 from moment_client.admin import create_topics
 from moment_contracts import topics
@@ -78,3 +80,24 @@ async def test_reply_topics_are_looked_up_without_creating_them(
         assert found
     finally:
         await lookup.close()
+
+
+async def test_tansu_creates_topics_on_metadata_requests_that_allow_it(
+    kafka_broker: ManagedProcess,
+) -> None:
+    """The premise of ReplyTopics: a metadata request allowing auto-creation (aiokafka's
+    producer sends one before its first send to a topic) creates the topic; one that doesn't
+    allow it creates nothing."""
+    bootstrap = f"127.0.0.1:{kafka_broker.port}"
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    allowed, refused = reply_topic(uuid.uuid4().hex), reply_topic(uuid.uuid4().hex)
+    try:
+        for name, allow in ((refused, False), (allowed, True)):
+            request = MetadataRequest([name], allow_auto_topic_creation=allow)
+            await client.send(client.get_random_node(), request)
+    finally:
+        await client.close()
+    names = await topic_names(bootstrap)
+    assert allowed in names
+    assert refused not in names
