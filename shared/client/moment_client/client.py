@@ -9,33 +9,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import uuid
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from moment_client.admin import create_topics
 from moment_client.errors import RequestTimeout, ServiceError, UnexpectedReply
+from moment_client.reader import ReplyReader
 from moment_contracts.base import Contract
-from moment_contracts.envelope import CORRELATION_ID, REPLY_TO, Envelope, from_kafka
+from moment_contracts.envelope import CORRELATION_ID, REPLY_TO, Envelope
 from moment_contracts.errors import ErrorReply
 from moment_contracts.topics import TopicSpec, reply_topic
 
 T = TypeVar("T", bound=Contract)
-log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("moment.client")
 
 
 class ClientConfig(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     source: str = Field(default="/storefront", description="CloudEvents source of this caller")
-    instance_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    instance_id: str = Field(
+        default_factory=lambda: uuid.uuid4().hex[:12], pattern=r"^[A-Za-z0-9._-]{1,200}$"
+    )
     timeout_s: float = Field(default=10.0, gt=0)
     fetch_max_wait_ms: int = 5
+    # The contract's record limit: a bigger record on the reply topic is dropped unparsed, and
+    # no fetch holds more than a few of them.
+    max_reply_bytes: int = Field(default=256 * 1024, ge=1024)
 
 
 class RequestClient:
@@ -46,6 +50,7 @@ class RequestClient:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
+        self.replies: ReplyReader | None = None
 
     async def __aenter__(self) -> RequestClient:
         await self.start()
@@ -67,6 +72,8 @@ class RequestClient:
             bootstrap_servers=self.config.bootstrap_servers,
             enable_auto_commit=False,
             fetch_max_wait_ms=self.config.fetch_max_wait_ms,
+            max_partition_fetch_bytes=4 * self.config.max_reply_bytes,
+            fetch_max_bytes=4 * self.config.max_reply_bytes,
         )
         await self._producer.start()
         await self._consumer.start()
@@ -75,7 +82,10 @@ class RequestClient:
         await self._consumer.seek_to_end(partition)
         # seek_to_end is lazy: resolve the position now so no reply sent after start() is skipped.
         await self._consumer.position(partition)
-        self._reader = asyncio.create_task(self._read_replies(), name="reply-reader")
+        self.replies = ReplyReader(
+            self._consumer, partition, self.config.max_reply_bytes, self._deliver
+        )
+        self._reader = asyncio.create_task(self.replies.run(), name="reply-reader")
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -126,23 +136,25 @@ class RequestClient:
 
     @staticmethod
     def _decode(reply: Envelope, expect: type[T]) -> T:
-        if reply.type == ErrorReply.ce_type:
-            raise ServiceError(ErrorReply.model_validate_json(reply.data))
-        if reply.type != expect.ce_type:
-            raise UnexpectedReply(f"expected {expect.ce_type}, got {reply.type}")
-        return expect.model_validate_json(reply.data)
+        try:
+            if reply.type == ErrorReply.ce_type:
+                error = ErrorReply.model_validate_json(reply.data)
+            elif reply.type == expect.ce_type:
+                return expect.model_validate_json(reply.data)
+            else:
+                raise UnexpectedReply(f"expected {expect.ce_type}, got {reply.type}")
+        except ValidationError:
+            # Locations only: the body may hold what the caller sent.
+            raise UnexpectedReply(f"the {reply.type} reply breaks its schema") from None
+        raise ServiceError(error)
 
-    async def _read_replies(self) -> None:
-        assert self._consumer is not None
-        async for record in self._consumer:
-            try:
-                envelope = from_kafka(record.headers, record.value or b"")
-            except ValueError:
-                log.warning("unreadable reply dropped", extra={"offset": record.offset})
-                continue
-            future = self._pending.get(envelope.extra.get(CORRELATION_ID, ""))
-            if future is not None and not future.done():
-                future.set_result(envelope)
+    def _deliver(self, correlation_id: str, reply: Envelope) -> bool:
+        """Hand a reply to the request waiting for it; False when none is."""
+        future = self._pending.get(correlation_id)
+        if future is None or future.done():
+            return False
+        future.set_result(reply)
+        return True
 
     def pending(self) -> dict[str, Any]:
         return dict(self._pending)

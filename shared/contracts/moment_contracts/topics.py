@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 DLQ_SUFFIX = ".dlq"
@@ -31,9 +32,19 @@ def dlq(topic: str) -> str:
     return f"{topic}{DLQ_SUFFIX}"
 
 
+REPLY_PREFIX = "replies."
+# What follows the prefix: Kafka's legal topic characters, short enough for its 249 limit.
+REPLY_INSTANCE = re.compile(r"[A-Za-z0-9._-]{1,200}")
+
+
 def reply_topic(instance_id: str) -> str:
     """Each client instance reads its replies from a topic of its own, by manual assignment."""
-    return f"replies.{instance_id}"
+    return f"{REPLY_PREFIX}{instance_id}"
+
+
+def is_reply_topic(name: str) -> bool:
+    """Whether `name` is one reply_topic() makes: the only topics a service sends replies to."""
+    return name.startswith(REPLY_PREFIX) and bool(REPLY_INSTANCE.fullmatch(name, len(REPLY_PREFIX)))
 
 
 CORE_TOPICS: tuple[TopicSpec, ...] = tuple(

@@ -6,6 +6,7 @@ selected by its `ce_type` header, so the AsyncAPI document lists every accepted 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
@@ -21,7 +22,7 @@ from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope, from_kafka
 from moment_messaging.config import KafkaConfig
 from moment_messaging.deadletter import DeadLetterPolicy, make_parser
-from moment_messaging.replies import Replier
+from moment_messaging.replies import Replier, ReplyTopics
 
 
 def build_broker(
@@ -48,7 +49,9 @@ def build_broker(
         ),
         logger=logger,
     )
-    replier = Replier(broker, source)
+    replier = Replier(
+        broker, source, ReplyTopics(config.bootstrap_servers, client_id=config.client_id)
+    )
     policy.bind(broker, replier)
     return broker, replier
 
@@ -102,7 +105,29 @@ def subscribe_batch(
         # FastStream would JSON-decode every body first, and one malformed record would fail
         # the whole batch before the handler could reject that record alone.
         decoder=_raw_bodies,
+        parser=_tolerant_batch,
     )
+
+
+async def _tolerant_batch(
+    records: tuple[ConsumerRecord[Any, Any], ...], original: Callable[..., Awaitable[Any]]
+) -> Any:
+    """FastStream decodes every header of every record of a batch as UTF-8: one null or
+    non-UTF-8 header value failed the whole poll before the handler ran. Such a poll is parsed
+    from readable copies, and the handler still checks (and dead-letters) the originals."""
+    try:
+        return await original(records)
+    except (AttributeError, UnicodeDecodeError):
+        message = await original(tuple(_readable(r) for r in records))
+        message.raw_message = records
+        return message
+
+
+def _readable(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
+    headers = [
+        (name, (value or b"").decode("utf-8", "replace").encode()) for name, value in record.headers
+    ]
+    return dataclasses.replace(record, headers=headers)
 
 
 async def _raw_bodies(message: KafkaMessage, _original: Callable[..., Awaitable[Any]]) -> Any:

@@ -95,6 +95,8 @@ class ServiceCore:
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        with contextlib.suppress(Exception):
+            await self.replier.close()
         await self.relay.stop()
         await self.database.dispose()
 

@@ -10,28 +10,22 @@ reason while the rest of the batch is stored.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
-from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker, KafkaMessage
-from pydantic import SkipValidation, ValidationError
+from pydantic import SkipValidation
 
+from moment_audit.adapters.intake import decode
 from moment_audit.adapters.orm import metadata, revocations
 from moment_audit.domain.rules import DetectionEngine
-from moment_audit.service.ingest import Incoming, ingest_batch
+from moment_audit.service.ingest import ingest_batch
 from moment_audit.service.queries import AccessQueryHandler
 from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.audit_queries import SearchAccess
 from moment_contracts.catalogue import TOPIC_MESSAGES
-from moment_contracts.registry import DecodeError
 from moment_messaging.config import KafkaConfig
-from moment_messaging.deadletter import (
-    PermanentError,
-    RejectedRecords,
-    check_envelope,
-    validate_body,
-)
+from moment_messaging.deadletter import PermanentError, RejectedRecords
 from moment_messaging.runtime import (
     envelope_of,
     of_type,
@@ -45,29 +39,6 @@ from moment_runtime.revocations import SqlRevocationStore, register_revocation_f
 GROUP_ID = "audit"
 # Records per poll at most: enough to amortise a transaction, few enough to keep one short.
 INGEST_BATCH = 500
-
-Rejected = list[tuple[ConsumerRecord[Any, Any], BaseException]]
-
-
-def decode(
-    records: tuple[ConsumerRecord[Any, Any], ...], config: KafkaConfig
-) -> tuple[list[Incoming], list[ConsumerRecord[Any, Any]], Rejected]:
-    """The events that pass every check, the records they came from, and the others with why."""
-    accepted = frozenset(m.ce_type for m in TOPIC_MESSAGES[topics.AUDIT_EVENTS])
-    items: list[Incoming] = []
-    sources: list[ConsumerRecord[Any, Any]] = []
-    rejected: Rejected = []
-    for record in records:
-        try:
-            envelope = check_envelope(record, accepted, config.max_message_bytes)
-            # check_record's JSON check and the schema's in one parse of the body.
-            event = validate_body(PersonalDataAccessed, envelope)
-        except (DecodeError, ValidationError) as exc:
-            rejected.append((record, exc))
-            continue
-        items.append(Incoming(envelope, event, record.partition, record.offset))
-        sources.append(record)
-    return items, sources, rejected
 
 
 def refusal(exc: Exception) -> PermanentError:
