@@ -44,6 +44,48 @@ _OPTIONAL_HEADERS = ("ce_subject", "ce_dataschema", "content-type")
 # ASCII digits only: the SDK's parser refuses others.
 _UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{6})?Z")
 
+
+# --- Envelope limits -----------------------------------------------------------------------------
+# Every consumed record's headers are held to these in `from_kafka`, before anything else reads
+# them: no attribute of unbounded length or odd format can reach a handler, an inbox key or a log.
+# The record's total size is checked before this, against KafkaConfig.max_message_bytes.
+class EnvelopeLimits:
+    MAX_HEADERS = 32
+    MAX_HEADER_NAME_BYTES = 64
+    # Any header without a rule of its own below (an extension, a foreign tracing header).
+    MAX_HEADER_VALUE_BYTES = 1024
+    ID_CHARS = 128  # ce_id, ce_subject, correlation_id: visible ASCII (0x21-0x7E)
+    SOURCE_CHARS = 256  # no whitespace, no control characters
+    TYPE_CHARS = 128  # [a-z0-9][a-z0-9.-]*
+    DATASCHEMA_CHARS = 512
+    TIME_CHARS = 64  # and then a valid RFC 3339 time (the plain parse or the SDK's)
+    TOPIC_CHARS = 249  # reply_to: a valid Kafka topic name
+    TRACEPARENT_CHARS = 256  # a malformed one within the bound is ignored, as W3C says
+    TRACESTATE_CHARS = 512
+    CONTENT_TYPE_CHARS = 128
+
+
+_L = EnvelopeLimits
+_VISIBLE = "\\x21-\\x7e"
+# Header name -> the whole value must match. Names not listed are bounded by MAX_HEADER_VALUE_BYTES.
+_RULES: dict[str, re.Pattern[str]] = {
+    "ce_id": re.compile(f"[{_VISIBLE}]{{1,{_L.ID_CHARS}}}"),
+    "ce_source": re.compile(f"[^\\s\\x00-\\x1f\\x7f-\\x9f]{{1,{_L.SOURCE_CHARS}}}"),
+    "ce_type": re.compile(f"[a-z0-9][a-z0-9.-]{{0,{_L.TYPE_CHARS - 1}}}"),
+    "ce_specversion": re.compile(re.escape(SPECVERSION)),
+    "ce_subject": re.compile(f"[{_VISIBLE}]{{1,{_L.ID_CHARS}}}"),
+    "ce_dataschema": re.compile(f"[{_VISIBLE}]{{1,{_L.DATASCHEMA_CHARS}}}"),
+    "ce_time": re.compile(f"[{_VISIBLE}]{{1,{_L.TIME_CHARS}}}"),
+    "content-type": re.compile(f"[\\x20-\\x7e]{{1,{_L.CONTENT_TYPE_CHARS}}}"),
+    CORRELATION_ID: re.compile(f"[{_VISIBLE}]{{1,{_L.ID_CHARS}}}"),
+    REPLY_TO: re.compile(f"(?!\\.{{1,2}}$)[A-Za-z0-9._-]{{1,{_L.TOPIC_CHARS}}}"),
+    "traceparent": re.compile(f"[\\x20-\\x7e]{{0,{_L.TRACEPARENT_CHARS}}}"),
+    "tracestate": re.compile(f"[\\x20-\\x7e]{{0,{_L.TRACESTATE_CHARS}}}"),
+}
+# CloudEvents requires specversion; we speak 1.0 only.
+_REQUIRED = ("ce_id", "ce_source", "ce_type", "ce_specversion")
+_PRINTABLE_NAME = re.compile(f"[{_VISIBLE}]{{1,{_L.MAX_HEADER_NAME_BYTES}}}")
+
 KafkaHeaders = list[tuple[str, bytes]]
 
 
@@ -139,19 +181,64 @@ class Envelope:
         return self.extra.get(name)
 
 
-def headers_to_dict(headers: Iterable[tuple[str, bytes]]) -> dict[str, str]:
-    try:
-        return {name: value.decode() for name, value in headers}
-    except UnicodeDecodeError as exc:
-        raise EnvelopeError("a header is not valid UTF-8") from exc
+def _name_of(name: object) -> str:
+    """A header's name fit for an error detail: ours are short visible ASCII; others unnamed."""
+    if isinstance(name, str) and _PRINTABLE_NAME.fullmatch(name):
+        return repr(name)
+    return "with an unprintable or over-long name"
 
 
-def from_kafka(headers: Iterable[tuple[str, bytes]], value: bytes) -> Envelope:
-    """Parse a consumed record. Raises EnvelopeError when required CloudEvents attributes are
-    missing.
+def headers_to_dict(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
+    """The headers as text, each held to EnvelopeLimits; raises EnvelopeError naming the header
+    (never its value) when one is missing a value, repeated, not UTF-8 or out of bounds."""
+    raw: dict[str, str] = {}
+    for count, (name, value) in enumerate(headers, 1):
+        if count > _L.MAX_HEADERS:
+            raise EnvelopeError(f"more than {_L.MAX_HEADERS} headers")
+        if type(value) is not bytes:
+            raise EnvelopeError(f"header {_name_of(name)} has no value")
+        if not name or type(name) is not str or len(name) > _L.MAX_HEADER_NAME_BYTES:
+            raise EnvelopeError(f"a header name is empty or over {_L.MAX_HEADER_NAME_BYTES} bytes")
+        if not name.isascii() and len(name.encode("utf-8", "replace")) > _L.MAX_HEADER_NAME_BYTES:
+            raise EnvelopeError(f"a header name is over {_L.MAX_HEADER_NAME_BYTES} bytes")
+        if name in raw:
+            raise EnvelopeError(f"header {_name_of(name)} appears more than once")
+        rule = _RULES.get(name)
+        if rule is None and len(value) > _L.MAX_HEADER_VALUE_BYTES:
+            raise EnvelopeError(
+                f"header {_name_of(name)} is over {_L.MAX_HEADER_VALUE_BYTES} bytes"
+            )
+        try:
+            text = value.decode()
+        except UnicodeDecodeError:
+            raise EnvelopeError(f"header {_name_of(name)} is not valid UTF-8") from None
+        if rule is not None and rule.fullmatch(text) is None:
+            raise EnvelopeError(f"header {_name_of(name)} is out of bounds or badly formed")
+        raw[name] = text
+    for name in _REQUIRED:
+        if name not in raw:
+            raise EnvelopeError(f"required header {name!r} is missing")
+    return raw
 
-    """
-    raw = headers_to_dict(headers)
+
+def header_ok(name: str, text: str) -> bool:
+    """Whether one header, taken alone, keeps its rule (used to answer a refused request)."""
+    rule = _RULES.get(name)
+    return (
+        rule.fullmatch(text) is not None
+        if rule is not None
+        else len(text) <= _L.MAX_HEADER_VALUE_BYTES
+    )
+
+
+def from_kafka(headers: Iterable[tuple[str, bytes | None]], value: bytes) -> Envelope:
+    """Parse a consumed record: headers held to EnvelopeLimits first, then mapped as the SDK maps
+    them. Raises EnvelopeError for any header out of bounds or a record that is no CloudEvent."""
+    return map_attributes(headers_to_dict(headers), value)
+
+
+def map_attributes(raw: dict[str, str], value: bytes) -> Envelope:
+    """Checked headers to an Envelope: the plain mapping when it applies, else the SDK's."""
     plain = _plain_envelope(raw, value)
     return plain if plain is not None else _sdk_envelope(raw, value)
 

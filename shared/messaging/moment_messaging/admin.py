@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from moment_client.admin import BrokerUnavailable, create_topics
 from moment_contracts.topics import TopicSpec
 from moment_messaging.config import KafkaConfig
 
-__all__ = ["BrokerUnavailable", "ensure_topics"]
+__all__ = ["BrokerUnavailable", "ensure_topics", "with_record_limit"]
+
+
+def with_record_limit(spec: TopicSpec, max_message_bytes: int) -> TopicSpec:
+    """The spec with the contract's record size as the topic's `max.message.bytes`, unless the
+    spec sets its own. The broker then refuses larger records; Tansu ignores the setting, so the
+    consumers' own refusal (deadletter.check_envelope) is what holds there."""
+    if any(name == "max.message.bytes" for name, _ in spec.config):
+        return spec
+    return replace(spec, config=(*spec.config, ("max.message.bytes", str(max_message_bytes))))
 
 
 async def ensure_topics(
@@ -16,7 +26,7 @@ async def ensure_topics(
 ) -> None:
     await create_topics(
         config.bootstrap_servers,
-        specs,
+        [with_record_limit(spec, config.max_message_bytes) for spec in specs],
         client_id=f"{config.client_id}-admin",
         request_timeout_ms=config.request_timeout_ms,
         replication_factor=config.replication_factor,

@@ -19,6 +19,7 @@ from opentelemetry.trace import TracerProvider
 
 from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope, from_kafka
+from moment_messaging import fetching
 from moment_messaging.config import KafkaConfig
 from moment_messaging.deadletter import DeadLetterPolicy, make_parser
 from moment_messaging.replies import Replier
@@ -33,6 +34,7 @@ def build_broker(
     meter_provider: MeterProvider | None = None,
     logger: Any = None,
 ) -> tuple[KafkaBroker, Replier]:
+    fetching.install()
     broker = KafkaBroker(
         config.bootstrap_servers,
         client_id=config.client_id,
@@ -72,6 +74,8 @@ def subscribe(
         # More than one worker: one consumer per worker in the group, each owning whole
         # partitions, so order within a partition and commit-after-processing both hold.
         max_workers=config.consumer_workers,
+        max_partition_fetch_bytes=partition_fetch_bytes(config),
+        fetch_max_bytes=4 * partition_fetch_bytes(config),
         parser=make_parser(frozenset(m.ce_type for m in accepts), config.max_message_bytes),
     )
 
@@ -99,10 +103,21 @@ def subscribe_batch(
         max_records=max_records,
         # How long one poll waits when nothing is buffered: a lone record is not held back.
         batch_timeout_ms=config.fetch_max_wait_ms,
+        max_partition_fetch_bytes=partition_fetch_bytes(config),
+        fetch_max_bytes=4 * partition_fetch_bytes(config),
         # FastStream would JSON-decode every body first, and one malformed record would fail
         # the whole batch before the handler could reject that record alone.
         decoder=_raw_bodies,
     )
+
+
+def partition_fetch_bytes(config: KafkaConfig) -> int:
+    """aiokafka's fetch sizes follow the contract's record size, not its defaults (1 MiB a
+    partition, 50 MiB a fetch, four partitions' worth here), so what one consumer buffers stays
+    a few MiB whatever arrives. A record larger than this is still returned whole by the broker
+    (it must be, for the consumer to make progress), then refused unparsed and dead-lettered as a
+    digest (deadletter.dead_letter_record)."""
+    return 2 * config.max_message_bytes
 
 
 async def _raw_bodies(message: KafkaMessage, _original: Callable[..., Awaitable[Any]]) -> Any:
