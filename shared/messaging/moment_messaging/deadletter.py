@@ -250,15 +250,15 @@ def dead_letter_record(
 
 def _reply_address(record: ConsumerRecord[Any, Any]) -> Envelope | None:
     """Where a refusal may be answered: a well-formed reply_to and correlation id (or ce_id)."""
-    found: dict[str, str] = {}
+    first: dict[str, bytes | None] = {}
     for name, raw in record.headers[: EnvelopeLimits.MAX_HEADERS]:
-        if name in (REPLY_TO, CORRELATION_ID, "ce_id") and type(raw) is bytes:
-            try:
-                text = raw.decode()
-            except UnicodeDecodeError:
-                continue
-            if header_ok(name, text):
-                found.setdefault(name, text)
+        if name in (REPLY_TO, CORRELATION_ID, "ce_id"):
+            first.setdefault(name, raw)
+    found: dict[str, str] = {}
+    for name, raw in first.items():
+        text = raw.decode("utf-8", "replace") if type(raw) is bytes else ""
+        if header_ok(name, text):
+            found[name] = text
     correlation = found.get(CORRELATION_ID) or found.get("ce_id")
     if REPLY_TO not in found or correlation is None:
         return None
