@@ -68,7 +68,7 @@ def test_a_record_aiokafka_cannot_unpack_is_handed_on_with_its_offset() -> None:
     got = _unpack(buffer)
     assert [r.offset for r in got] == [0, 1, 2]
     assert [type(r) for r in got] == [ConsumerRecord, fetching.UnreadableRecord, ConsumerRecord]
-    assert got[1].problem == "a header name is not UTF-8"  # type: ignore[attr-defined]
+    assert got[1].problem == "a header name is not UTF-8"
     assert (got[1].value, got[1].headers) == (None, ())
 
 
