@@ -259,7 +259,8 @@ def _reply_address(record: ConsumerRecord[Any, Any]) -> Envelope | None:
         text = raw.decode("utf-8", "replace") if type(raw) is bytes else ""
         if header_ok(name, text):
             found[name] = text
-    correlation = found.get(CORRELATION_ID) or found.get("ce_id")
+    # The requester waits on its correlation id: a malformed one can't be answered at all.
+    correlation = found.get(CORRELATION_ID) if CORRELATION_ID in first else found.get("ce_id")
     if REPLY_TO not in found or correlation is None:
         return None
     extra = {REPLY_TO: found[REPLY_TO], CORRELATION_ID: correlation}
