@@ -10,12 +10,14 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import psutil
 import pytest
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaMessage
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
 from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope
@@ -23,7 +25,8 @@ from moment_contracts.topics import TopicSpec, dlq
 from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
 from moment_messaging.deadletter import DLQ_PREFIX_BYTES, DeadLetterPolicy
-from moment_messaging.runtime import build_broker, envelope_of, of_type, subscribe
+from moment_messaging.runtime import build_broker, envelope_of, of_type, record_of, subscribe
+from tests.shared.unit.test_messaging_poison import records
 from tests.support.kafka import header, read_topic
 from tests.support.produce import RawHeaders, RawName, publish_raw
 
@@ -170,3 +173,57 @@ async def test_memory_stays_bounded_while_oversized_records_arrive(app: App) -> 
     assert len(dead) == records
     growth = (max(peak, process.memory_info().rss) - before) / MiB
     assert growth < 100, f"RSS grew {growth:.0f} MiB for {records} records of 4 MiB"
+
+
+def _generated(count: int) -> list[tuple[bytes | None, bytes | None, RawHeaders]]:
+    """`count` records from the unit fuzz's strategy, some with a header name that is not UTF-8."""
+    found: list[tuple[bytes | None, bytes | None, RawHeaders]] = []
+
+    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None)
+    @given(records(), st.booleans())
+    def collect(record: ConsumerRecord[Any, Any], unreadable: bool) -> None:
+        headers: RawHeaders = list(record.headers)
+        if unreadable:
+            headers.append((RawName(b"\xff" + uuid.uuid4().bytes), b"v"))
+        found.append((record.value, record.key, headers))
+
+    collect()
+    return found
+
+
+async def test_generated_records_each_dead_lettered_alone_or_processed(
+    kafka_config: KafkaConfig,
+) -> None:
+    topic = f"test.fuzz.{uuid.uuid4().hex[:8]}"
+    config = kafka_config.model_copy(update={"max_message_bytes": 4096})
+    await ensure_topics(config, [TopicSpec(topic, partitions=1), TopicSpec(dlq(topic), 1)])
+    broker, _ = build_broker(
+        config, source="/test", policy=DeadLetterPolicy(config, consumer="fuzz-test")
+    )
+    handled: list[int] = []
+    sub = subscribe(broker, topic, group_id=f"g-{topic}", accepts=[Ping], config=config)
+
+    @sub(filter=of_type(Ping))
+    async def on_ping(_body: Ping, msg: KafkaMessage) -> None:
+        handled.append(record_of(msg).offset)
+
+    fuzzed = _generated(30)
+    await broker.start()
+    try:
+        sent: list[tuple[bytes | None, bytes | None, RawHeaders]] = []
+        for record in fuzzed:
+            sent += [record, good(len(sent) + 1)]
+        await publish_raw(config.bootstrap_servers, topic, *sent)
+        good_offsets = set(range(1, len(sent), 2))
+        deadline = asyncio.get_running_loop().time() + 90
+        while not good_offsets <= set(handled):
+            assert asyncio.get_running_loop().time() < deadline, "a good record was not processed"
+            await asyncio.sleep(0.1)
+        poison = len(sent) // 2 - len([o for o in handled if o % 2 == 0])
+        dead = await read_topic(config.bootstrap_servers, dlq(topic), expect=poison, timeout_s=60)
+    finally:
+        await broker.stop()
+    dead_offsets = [int(header(r, "dlq_original_offset") or -1) for r in dead]
+    assert len(dead_offsets) == len(set(dead_offsets)), "each poison dead-lettered once"
+    assert sorted(dead_offsets + handled) == list(range(len(sent))), "every record accounted for"
+    assert all(header(r, "dlq_reason") in {"malformed", "oversized", "unknown-type"} for r in dead)
