@@ -5,7 +5,10 @@ never its value."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from moment_contracts import envelope as env
 from moment_contracts.envelope import (
     CORRELATION_ID,
     REPLY_TO,
@@ -31,8 +34,8 @@ def _headers(**changes: str | bytes | None) -> Headers:
     )
     headers: Headers = list(envelope.headers())
     names = [name for name, _ in headers]
-    for given, value in changes.items():
-        name = given.replace("__", "-")
+    for asked, value in changes.items():
+        name = asked.replace("__", "-")
         raw = value.encode() if isinstance(value, str) else value
         if name in names:
             headers[names.index(name)] = (name, raw)
@@ -168,3 +171,15 @@ def test_a_header_value_that_is_not_utf8_is_refused(name: str) -> None:
 def test_an_unprintable_header_name_is_not_echoed() -> None:
     detail = _refused([*_headers(), ("\x00secret\n", None)])
     assert "secret" not in detail
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(env._RULES)),
+    st.text(alphabet=st.characters(max_codepoint=0x200), max_size=600)
+    | st.text(alphabet="aZ0 .-_/:\t\x7f", max_size=600),
+)
+def test_the_fast_checks_are_the_documented_rules(name: str, text: str) -> None:
+    documented = env._RULES[name].fullmatch(text) is not None
+    assert env._CHECKS[name](text) is documented
+    assert env.header_ok(name, text) is documented
