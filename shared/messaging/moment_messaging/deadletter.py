@@ -239,6 +239,7 @@ def dead_letter_record(
             "dlq_original_topic": record.topic,
             "dlq_original_partition": str(record.partition),
             "dlq_original_offset": str(record.offset),
+            "dlq_original_timestamp": str(record.timestamp),
             "dlq_original_size": str(len(value)),
             "dlq_original_sha256": hashlib.sha256(value).hexdigest(),
             "dlq_truncated": "false" if whole else "true",

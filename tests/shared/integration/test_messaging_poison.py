@@ -10,6 +10,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 import psutil
@@ -18,6 +19,7 @@ from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaMessage
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.trace import TracerProvider
 
 from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope
@@ -77,7 +79,10 @@ async def app(kafka_config: KafkaConfig) -> AsyncIterator[App]:
     config = kafka_config.model_copy(update={"retry_backoff_ms": 10})
     await ensure_topics(config, [TopicSpec(topic, partitions=1), TopicSpec(dlq(topic), 1)])
     policy = DeadLetterPolicy(config, consumer="poison-test")
-    broker, _ = build_broker(config, source="/test", policy=policy)
+    # A real tracer: FastStream's telemetry middleware reads every record's trace headers.
+    broker, _ = build_broker(
+        config, source="/test", policy=policy, tracer_provider=TracerProvider()
+    )
     state = App(topic, config)
     sub = subscribe(broker, topic, group_id=f"g-{topic}", accepts=[Ping], config=config)
 
@@ -104,6 +109,11 @@ async def test_oversized_records_are_refused_unparsed_and_dead_lettered_as_a_dig
     await app.processed(3)
     dead = await app.dead_letters(expect=2)
     assert _reasons(dead) == [("oversized", "0"), ("oversized", "2")]
+    for record in dead:
+        sent_at = int(header(record, "dlq_original_timestamp") or 0) / 1000
+        failed_at = datetime.fromisoformat(header(record, "dlq_failed_at") or "").timestamp()
+        # Within a second on a quiet machine; generous here, where the machine is shared.
+        assert failed_at - sent_at < 10, "refused at once, not after redeliveries"
     assert app.seen == [2, 3], "each poison dead-lettered alone, the good records processed"
     for record, original in zip(dead, (big[: 2 * MiB], big), strict=True):
         assert len(record.value) == DLQ_PREFIX_BYTES
@@ -227,3 +237,21 @@ async def test_generated_records_each_dead_lettered_alone_or_processed(
     assert len(dead_offsets) == len(set(dead_offsets)), "each poison dead-lettered once"
     assert sorted(dead_offsets + handled) == list(range(len(sent))), "every record accounted for"
     assert all(header(r, "dlq_reason") in {"malformed", "oversized", "unknown-type"} for r in dead)
+
+
+async def test_garbage_trace_context_is_ignored_not_fatal(app: App) -> None:
+    garbage = [
+        ("traceparent", b"garbage"),
+        ("traceparent", b"00-" + b"z" * 32 + b"-" + b"0" * 16 + b"-01"),
+        ("traceparent", b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        ("traceparent", b"00-00000000000000000000000000000000-0000000000000000-01"),
+        ("tracestate", b",,=,==,a=" + b"b" * 400),
+        ("baggage", b"=;=;%%%," + b"k=v;" * 200),
+    ]
+
+    def replace(name: str, value: bytes) -> Callable[[RawHeaders], RawHeaders]:
+        return lambda headers: [*(h for h in headers if h[0] != name), (name, value)]
+
+    await app.send(*(with_headers(n, replace(*g)) for n, g in enumerate(garbage, 1)))
+    await app.processed(len(garbage))
+    assert sorted(app.seen) == list(range(1, len(garbage) + 1))
