@@ -25,6 +25,7 @@ from faststream.exceptions import SubscriberNotFound
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
+from moment_client.fetching import UnreadableRecord
 from moment_contracts.base import Contract
 from moment_contracts.envelope import (
     CORRELATION_ID,
@@ -45,7 +46,6 @@ from moment_contracts.registry import (
 )
 from moment_contracts.topics import dlq
 from moment_messaging.config import KafkaConfig
-from moment_messaging.fetching import UnreadableRecord
 from moment_messaging.replies import Replier
 from moment_telemetry.metrics import Metrics
 

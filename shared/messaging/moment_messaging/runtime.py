@@ -17,9 +17,9 @@ from faststream.middlewares import AckPolicy
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
+from moment_client import fetching
 from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope, from_kafka
-from moment_messaging import fetching
 from moment_messaging.config import KafkaConfig
 from moment_messaging.deadletter import DeadLetterPolicy, make_parser
 from moment_messaging.replies import Replier

@@ -14,6 +14,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from moment_client import fetching
 from moment_contracts.base import Contract
 from moment_contracts.envelope import (
     CORRELATION_ID,
@@ -23,7 +24,6 @@ from moment_contracts.envelope import (
     header_ok,
 )
 from moment_contracts.registry import DecodeError
-from moment_messaging import fetching
 from moment_messaging.deadletter import (
     DLQ_PREFIX_BYTES,
     _reply_address,

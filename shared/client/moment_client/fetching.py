@@ -12,6 +12,9 @@ and the original stays addressable by topic, partition and offset.
 aiokafka's batch iterator cannot skip a record it failed to parse, so the records after it in the
 same producer batch become `UnreadableRecord`s too (each dead-lettered with its own offset). Our
 producers don't batch poison with good records, and an attacker's batch is the attacker's loss.
+
+It lives in the client library because the client's reply reader needs it as much as the services'
+consumers do (moment_messaging.runtime.build_broker installs it for the services).
 """
 
 from __future__ import annotations
