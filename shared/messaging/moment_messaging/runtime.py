@@ -6,7 +6,8 @@ selected by its `ce_type` header, so the AsyncAPI document lists every accepted 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 from aiokafka.structs import ConsumerRecord
@@ -108,6 +109,7 @@ def subscribe_batch(
         # FastStream would JSON-decode every body first, and one malformed record would fail
         # the whole batch before the handler could reject that record alone.
         decoder=_raw_bodies,
+        parser=_lenient_batch,
     )
 
 
@@ -118,6 +120,28 @@ def partition_fetch_bytes(config: KafkaConfig) -> int:
     (it must be, for the consumer to make progress), then refused unparsed and dead-lettered as a
     digest (deadletter.dead_letter_record)."""
     return 2 * config.max_message_bytes
+
+
+async def _lenient_batch(
+    records: tuple[ConsumerRecord[Any, Any], ...], original: Callable[..., Awaitable[Any]]
+) -> Any:
+    """FastStream's batch parser decodes every header of every record as UTF-8 up front, so one
+    header without a value, or not UTF-8, would fail the whole poll before the handler could
+    refuse that record alone. Such a poll is parsed from copies with those headers made
+    harmless; the message keeps the original records, which the handler checks one by one."""
+    try:
+        return await original(records)
+    except (AttributeError, UnicodeDecodeError):
+        parsed = await original(tuple(replace(r, headers=_harmless(r.headers)) for r in records))
+        parsed.raw_message = records
+        return parsed
+
+
+def _harmless(headers: Sequence[tuple[str, bytes | None]]) -> tuple[tuple[str, bytes], ...]:
+    return tuple(
+        (name, value.decode("utf-8", "replace").encode() if value is not None else b"")
+        for name, value in headers
+    )
 
 
 async def _raw_bodies(message: KafkaMessage, _original: Callable[..., Awaitable[Any]]) -> Any:

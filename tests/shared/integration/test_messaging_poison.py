@@ -20,14 +20,30 @@ from faststream.kafka import KafkaMessage
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
+from pydantic import ValidationError
 
 from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope
+from moment_contracts.registry import DecodeError
 from moment_contracts.topics import TopicSpec, dlq
 from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
-from moment_messaging.deadletter import DLQ_PREFIX_BYTES, DeadLetterPolicy
-from moment_messaging.runtime import build_broker, envelope_of, of_type, record_of, subscribe
+from moment_messaging.deadletter import (
+    DLQ_PREFIX_BYTES,
+    DeadLetterPolicy,
+    RejectedRecords,
+    check_envelope,
+    validate_body,
+)
+from moment_messaging.runtime import (
+    build_broker,
+    envelope_of,
+    of_type,
+    record_of,
+    records_of,
+    subscribe,
+    subscribe_batch,
+)
 from tests.shared.unit.test_messaging_poison import records
 from tests.support.kafka import header, read_topic
 from tests.support.produce import RawHeaders, RawName, publish_raw
@@ -255,3 +271,64 @@ async def test_garbage_trace_context_is_ignored_not_fatal(app: App) -> None:
     await app.send(*(with_headers(n, replace(*g)) for n, g in enumerate(garbage, 1)))
     await app.processed(len(garbage))
     assert sorted(app.seen) == list(range(1, len(garbage) + 1))
+
+
+async def test_a_batch_consumer_refuses_each_poison_alone_in_the_same_poll(
+    kafka_config: KafkaConfig,
+) -> None:
+    topic = f"test.batch.{uuid.uuid4().hex[:8]}"
+    config = kafka_config.model_copy(update={"retry_backoff_ms": 10})
+    await ensure_topics(config, [TopicSpec(topic, partitions=1), TopicSpec(dlq(topic), 1)])
+    _, key, headers = good(0)
+    poison = [
+        with_headers(1, lambda h: [*h, (RawName(b"\xfe\xff"), b"v")]),
+        with_headers(2, lambda h: [*h, ("x-null", None)]),
+        with_headers(3, lambda h: [*h, ("x-latin", b"caf\xe9")]),
+        (b'{"n": 4, "pad": "' + b"x" * (2 * MiB) + b'"}', key, headers),
+        (b"[" * 50_000 + b"]" * 50_000, key, headers),
+    ]
+    sent = [r for pair in zip(poison, [good(n) for n in range(11, 16)], strict=True) for r in pair]
+    # All on the topic before the consumer starts, so they arrive in one poll.
+    await publish_raw(config.bootstrap_servers, topic, *sent)
+    broker, _ = build_broker(
+        config, source="/test", policy=DeadLetterPolicy(config, consumer="batch-test")
+    )
+    handled: list[int] = []
+    polls: list[int] = []
+    sub = subscribe_batch(broker, topic, group_id=f"g-{topic}", config=config, max_records=100)
+
+    @sub
+    async def on_batch(_body: Any, msg: KafkaMessage) -> None:
+        rejected: list[tuple[ConsumerRecord[Any, Any], BaseException]] = []
+        polls.append(len(records_of(msg)))
+        for record in records_of(msg):
+            try:
+                validate_body(Ping, check_envelope(record, ACCEPTED, config.max_message_bytes))
+            except (DecodeError, ValidationError) as exc:
+                rejected.append((record, exc))
+            else:
+                handled.append(record.offset)
+        if rejected:
+            raise RejectedRecords(rejected)
+
+    await broker.start()
+    try:
+        dead = await app_dead_letters(config, topic, expect=len(poison))
+    finally:
+        await broker.stop()
+    assert sorted(handled) == [1, 3, 5, 7, 9], "every good record in the poll was processed"
+    assert [int(header(r, "dlq_original_offset") or -1) for r in dead] == [0, 2, 4, 6, 8]
+    assert [header(r, "dlq_reason") for r in dead] == ["malformed"] * 3 + [
+        "oversized",
+        "malformed",
+    ]
+    assert polls[0] > 2, "the poison came in one poll with good records"
+
+
+async def app_dead_letters(
+    config: KafkaConfig, topic: str, expect: int
+) -> list[ConsumerRecord[bytes, bytes]]:
+    return await read_topic(config.bootstrap_servers, dlq(topic), expect=expect, timeout_s=60)
+
+
+ACCEPTED = frozenset({Ping.ce_type})
