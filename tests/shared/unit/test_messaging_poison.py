@@ -24,6 +24,8 @@ from moment_contracts.envelope import (
     header_ok,
 )
 from moment_contracts.registry import DecodeError
+from moment_contracts.topics import TopicSpec, dlq
+from moment_messaging.admin import with_record_limit
 from moment_messaging.deadletter import (
     DLQ_PREFIX_BYTES,
     _reply_address,
@@ -185,3 +187,13 @@ def test_a_refusal_is_answered_only_to_a_well_formed_reply_topic() -> None:
         headers = [("ce_id", b"x" * 500), (REPLY_TO, reply_to.encode()), (CORRELATION_ID, b"c")]
         assert (_reply_address(_record(b"{}", None, tuple(headers))) is not None) is expected
     assert _reply_address(_record(b"{}", None, ((REPLY_TO, b"replies.a"), ("ce_id", None)))) is None
+
+
+def test_topics_are_created_with_the_contract_record_limit() -> None:
+    limit = 256 * 1024
+    plain = with_record_limit(TopicSpec("identity.commands"), limit)
+    dead = with_record_limit(TopicSpec(dlq("identity.commands")), limit)
+    own = with_record_limit(TopicSpec("x", config=(("max.message.bytes", "5"),)), limit)
+    assert dict(plain.config) == {"cleanup.policy": "delete", "max.message.bytes": "263168"}
+    assert dict(dead.config)["max.message.bytes"] == str(2 * limit + 1024)
+    assert dict(own.config) == {"max.message.bytes": "5"}
