@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -43,6 +43,48 @@ _OPTIONAL_HEADERS = ("ce_subject", "ce_dataschema", "content-type")
 # datetime.fromisoformat and by the SDK's (dateutil's) ISO 8601 parser.
 # ASCII digits only: the SDK's parser refuses others.
 _UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{6})?Z")
+
+
+# --- Envelope limits -----------------------------------------------------------------------------
+# Every consumed record's headers are held to these in `from_kafka`, before anything else reads
+# them: no attribute of unbounded length or odd format can reach a handler, an inbox key or a log.
+# The record's total size is checked before this, against KafkaConfig.max_message_bytes.
+class EnvelopeLimits:
+    MAX_HEADERS = 32
+    MAX_HEADER_NAME_BYTES = 64
+    # Any header without a rule of its own below (an extension, a foreign tracing header).
+    MAX_HEADER_VALUE_BYTES = 1024
+    ID_CHARS = 128  # ce_id, ce_subject, correlation_id: visible ASCII (0x21-0x7E)
+    SOURCE_CHARS = 256  # no whitespace, no control characters
+    TYPE_CHARS = 128  # [a-z0-9][a-z0-9.-]*
+    DATASCHEMA_CHARS = 512
+    TIME_CHARS = 64  # and then a valid RFC 3339 time (the plain parse or the SDK's)
+    TOPIC_CHARS = 249  # reply_to: a valid Kafka topic name
+    TRACEPARENT_CHARS = 256  # a malformed one within the bound is ignored, as W3C says
+    TRACESTATE_CHARS = 512
+    CONTENT_TYPE_CHARS = 128
+
+
+_L = EnvelopeLimits
+_VISIBLE = "\\x21-\\x7e"
+# Header name -> the whole value must match. Names not listed are bounded by MAX_HEADER_VALUE_BYTES.
+_RULES: dict[str, re.Pattern[str]] = {
+    "ce_id": re.compile(f"[{_VISIBLE}]{{1,{_L.ID_CHARS}}}"),
+    "ce_source": re.compile(f"[^\\s\\x00-\\x1f\\x7f-\\x9f]{{1,{_L.SOURCE_CHARS}}}"),
+    "ce_type": re.compile(f"[a-z0-9][a-z0-9.-]{{0,{_L.TYPE_CHARS - 1}}}"),
+    "ce_specversion": re.compile(re.escape(SPECVERSION)),
+    "ce_subject": re.compile(f"[{_VISIBLE}]{{1,{_L.ID_CHARS}}}"),
+    "ce_dataschema": re.compile(f"[{_VISIBLE}]{{1,{_L.DATASCHEMA_CHARS}}}"),
+    "ce_time": re.compile(f"[{_VISIBLE}]{{1,{_L.TIME_CHARS}}}"),
+    "content-type": re.compile(f"[\\x20-\\x7e]{{1,{_L.CONTENT_TYPE_CHARS}}}"),
+    CORRELATION_ID: re.compile(f"[{_VISIBLE}]{{1,{_L.ID_CHARS}}}"),
+    REPLY_TO: re.compile(f"(?!\\.{{1,2}}$)[A-Za-z0-9._-]{{1,{_L.TOPIC_CHARS}}}"),
+    "traceparent": re.compile(f"[\\x20-\\x7e]{{0,{_L.TRACEPARENT_CHARS}}}"),
+    "tracestate": re.compile(f"[\\x20-\\x7e]{{0,{_L.TRACESTATE_CHARS}}}"),
+}
+# CloudEvents requires specversion; we speak 1.0 only.
+_REQUIRED = ("ce_id", "ce_source", "ce_type", "ce_specversion")
+_PRINTABLE_NAME = re.compile(f"[{_VISIBLE}]{{1,{_L.MAX_HEADER_NAME_BYTES}}}")
 
 KafkaHeaders = list[tuple[str, bytes]]
 
@@ -139,19 +181,154 @@ class Envelope:
         return self.extra.get(name)
 
 
-def headers_to_dict(headers: Iterable[tuple[str, bytes]]) -> dict[str, str]:
-    try:
-        return {name: value.decode() for name, value in headers}
-    except UnicodeDecodeError as exc:
-        raise EnvelopeError("a header is not valid UTF-8") from exc
+def _name_of(name: object) -> str:
+    """A header's name fit for an error detail: ours are short visible ASCII; others unnamed."""
+    if isinstance(name, str) and _PRINTABLE_NAME.fullmatch(name):
+        return repr(name)
+    return "with an unprintable or over-long name"
 
 
-def from_kafka(headers: Iterable[tuple[str, bytes]], value: bytes) -> Envelope:
-    """Parse a consumed record. Raises EnvelopeError when required CloudEvents attributes are
-    missing.
+def headers_to_dict(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
+    """The headers as text, each held to EnvelopeLimits; raises EnvelopeError naming the header
+    (never its value) when one is missing a value, repeated, not UTF-8 or out of bounds.
 
+    Every consumed record comes through here, so the common case is one dict comprehension and
+    one pass of checks; anything wrong is explained by `_refusal`, which walks the headers again.
     """
-    raw = headers_to_dict(headers)
+    listed = headers if isinstance(headers, list | tuple) else list(headers)
+    if len(listed) > _L.MAX_HEADERS:
+        raise EnvelopeError(f"more than {_L.MAX_HEADERS} headers")
+    try:
+        raw = {name: value.decode() for name, value in listed}  # type: ignore[union-attr]
+    except (AttributeError, UnicodeDecodeError):
+        raise _refusal(listed) from None
+    if len(raw) != len(listed):
+        raise _refusal(listed)
+    for name, text in raw.items():
+        check = _CHECKS.get(name)
+        if not (check(text) if check is not None else _extension_ok(name, text)):
+            raise _refusal(listed)
+    if not raw.keys() >= _REQUIRED_SET:
+        missing = next(name for name in _REQUIRED if name not in raw)
+        raise EnvelopeError(f"required header {missing!r} is missing")
+    return raw
+
+
+_REQUIRED_SET = frozenset(_REQUIRED)
+
+
+def _visible(limit: int) -> Callable[[str], bool]:
+    """_RULES' `[\\x21-\\x7e]{1,limit}` with str methods: a fraction of a regex's cost."""
+
+    def check(text: str) -> bool:
+        return 0 < len(text) <= limit and text.isascii() and text.isprintable() and " " not in text
+
+    return check
+
+
+def _printable(limit: int) -> Callable[[str], bool]:
+    """_RULES' `[\\x20-\\x7e]{0,limit}` with str methods."""
+
+    def check(text: str) -> bool:
+        return len(text) <= limit and text.isascii() and text.isprintable()
+
+    return check
+
+
+def _memoised(rule: re.Pattern[str]) -> Callable[[str], bool]:
+    """A rule for a header whose values repeat (a source, a type, a reply topic): each value is
+    matched once, and the memo is bounded so that varied values only cost the match."""
+    known: set[str] = set()
+
+    def check(text: str) -> bool:
+        if text in known:
+            return True
+        if rule.fullmatch(text) is None:
+            return False
+        if len(known) >= _MEMO_SIZE:
+            known.clear()
+        known.add(text)
+        return True
+
+    return check
+
+
+_MEMO_SIZE = 1024
+# The per-record checks: the same rules as _RULES (tests/contract/test_envelope_limits.py holds
+# both to each limit), written for speed; every consumed record runs these.
+_CHECKS: dict[str, Callable[[str], bool]] = {
+    name: _memoised(rule) for name, rule in _RULES.items()
+} | {
+    "ce_id": _visible(_L.ID_CHARS),
+    "ce_subject": _visible(_L.ID_CHARS),
+    CORRELATION_ID: _visible(_L.ID_CHARS),
+    "ce_time": _visible(_L.TIME_CHARS),
+    "traceparent": _printable(_L.TRACEPARENT_CHARS),
+    "tracestate": _printable(_L.TRACESTATE_CHARS),
+}
+
+
+def _extension_ok(name: str, text: str) -> bool:
+    """A header without a rule of its own: its name and value within their bounds in bytes (the
+    bytes counted only when the characters leave any doubt)."""
+    return (
+        0 < len(name) <= _L.MAX_HEADER_NAME_BYTES
+        and (name.isascii() or len(name.encode()) <= _L.MAX_HEADER_NAME_BYTES)
+        and (
+            len(text) <= _L.MAX_HEADER_VALUE_BYTES // 4
+            or len(text.encode()) <= _L.MAX_HEADER_VALUE_BYTES
+        )
+    )
+
+
+def _refusal(headers: Sequence[tuple[str, bytes | None]]) -> EnvelopeError:
+    """Why headers_to_dict refuses these headers: the first header that breaks a rule."""
+    seen: set[str] = set()
+    for name, value in headers:
+        problem = _header_problem(name, value, seen)
+        if problem is not None:
+            return EnvelopeError(problem)
+        seen.add(name)
+    return EnvelopeError("the headers are out of bounds")  # not reached: the caller found one
+
+
+def _header_problem(name: str, value: bytes | None, seen: set[str]) -> str | None:
+    problem: str | None = None
+    text = value.decode("utf-8", "replace") if type(value) is bytes else None
+    rule = _RULES.get(name)
+    if text is None:
+        problem = "has no value"
+    elif not name or len(name.encode("utf-8", "replace")) > _L.MAX_HEADER_NAME_BYTES:
+        return f"a header name is empty or over {_L.MAX_HEADER_NAME_BYTES} bytes"
+    elif name in seen:
+        problem = "appears more than once"
+    elif rule is None and len(value or b"") > _L.MAX_HEADER_VALUE_BYTES:
+        problem = f"is over {_L.MAX_HEADER_VALUE_BYTES} bytes"
+    elif "\ufffd" in text and text.encode() != value:
+        problem = "is not valid UTF-8"
+    elif rule is not None and rule.fullmatch(text) is None:
+        problem = "is out of bounds or badly formed"
+    return None if problem is None else f"header {_name_of(name)} {problem}"
+
+
+def header_ok(name: str, text: str) -> bool:
+    """Whether one header, taken alone, keeps its rule (used to answer a refused request)."""
+    rule = _RULES.get(name)
+    return (
+        rule.fullmatch(text) is not None
+        if rule is not None
+        else len(text) <= _L.MAX_HEADER_VALUE_BYTES
+    )
+
+
+def from_kafka(headers: Iterable[tuple[str, bytes | None]], value: bytes) -> Envelope:
+    """Parse a consumed record: headers held to EnvelopeLimits first, then mapped as the SDK maps
+    them. Raises EnvelopeError for any header out of bounds or a record that is no CloudEvent."""
+    return map_attributes(headers_to_dict(headers), value)
+
+
+def map_attributes(raw: dict[str, str], value: bytes) -> Envelope:
+    """Checked headers to an Envelope: the plain mapping when it applies, else the SDK's."""
     plain = _plain_envelope(raw, value)
     return plain if plain is not None else _sdk_envelope(raw, value)
 

@@ -20,6 +20,10 @@ class KafkaConfig(BaseModel):
     # Tansu holds a fetch for the full wait even when data is there: keep it short where latency
     # counts.
     fetch_max_wait_ms: int = Field(default=10, ge=1)
+    # The contract's record size (key, value and headers together). Topics are created with it as
+    # max.message.bytes; consumers refuse larger records before parsing them and fetch at most
+    # twice this per partition (runtime.partition_fetch_bytes); producers may send four times it,
+    # so a dead letter always fits.
     max_message_bytes: int = Field(default=256 * 1024, ge=1024)
     handler_retries: int = Field(default=3, ge=0)
     consumer_workers: int = Field(default=1, ge=1, le=64)

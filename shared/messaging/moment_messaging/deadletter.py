@@ -11,6 +11,7 @@ message is not acknowledged, and Kafka delivers it again.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -24,13 +25,16 @@ from faststream.exceptions import SubscriberNotFound
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
+from moment_client.fetching import UnreadableRecord
 from moment_contracts.base import Contract
 from moment_contracts.envelope import (
+    CORRELATION_ID,
     REPLY_TO,
     Envelope,
     EnvelopeError,
+    EnvelopeLimits,
     from_kafka,
-    headers_to_dict,
+    header_ok,
 )
 from moment_contracts.errors import ErrorCode, ErrorReply
 from moment_contracts.registry import (
@@ -86,13 +90,25 @@ class RejectedRecords(PermanentError):
         self.rejected = rejected
 
 
+def record_bytes(record: ConsumerRecord[Any, Any]) -> int:
+    """What the record weighs on the wire, near enough: key, value, header names and values."""
+    size = len(record.value or b"") + len(record.key or b"")
+    for name, value in record.headers:
+        size += len(name) + len(value or b"")
+    return size
+
+
 def check_envelope(
     record: ConsumerRecord[Any, Any], accepted: frozenset[str], max_bytes: int
 ) -> Envelope:
-    """check_record's checks but the JSON one (size, envelope, type); raises DecodeError."""
+    """check_record's checks but the JSON one (readable, size, envelope, type), in that order, so
+    nothing of an oversized record is parsed; raises DecodeError."""
+    if isinstance(record, UnreadableRecord):
+        raise MalformedMessage(record.problem)
+    size = record_bytes(record)
+    if size > max_bytes:
+        raise OversizedMessage(f"record of {size} bytes exceeds the limit of {max_bytes}")
     value = record.value or b""
-    if len(value) > max_bytes:
-        raise OversizedMessage(f"{len(value)} bytes exceeds the limit of {max_bytes}")
     try:
         envelope = from_kafka(record.headers, value)
     except EnvelopeError as exc:
@@ -107,6 +123,8 @@ def _check_json(value: bytes) -> None:
         json.loads(value)
     except (ValueError, UnicodeDecodeError):
         raise MalformedMessage("the body is not valid JSON") from None
+    except RecursionError:
+        raise MalformedMessage("the body is nested too deeply") from None
 
 
 def check_record(
@@ -173,21 +191,16 @@ class DeadLetterPolicy:
     async def dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, detail: str) -> None:
         if self.broker is None:
             raise RuntimeError("DeadLetterPolicy used before bind()")
-        headers = _safe_headers(record)
+        value, key, headers = dead_letter_record(record, self.config.max_message_bytes)
         headers.update(
             {
                 "dlq_reason": reason,
                 "dlq_detail": detail[:500],
-                "dlq_original_topic": record.topic,
-                "dlq_original_partition": str(record.partition),
-                "dlq_original_offset": str(record.offset),
                 "dlq_consumer": self.consumer,
                 "dlq_failed_at": datetime.now(UTC).isoformat(),
             }
         )
-        await self.broker.publish(
-            record.value or b"", topic=dlq(record.topic), key=record.key, headers=headers
-        )
+        await self.broker.publish(value, topic=dlq(record.topic), key=key, headers=headers)
         self.dead_lettered += 1
         if self.metrics is not None:
             self.metrics.messages_dead_lettered.add(1, {"topic": record.topic, "reason": reason})
@@ -197,22 +210,66 @@ class DeadLetterPolicy:
         )
 
     async def reply_error(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
-        """Requesters get a typed error instead of waiting for a timeout."""
+        """Requesters get a typed error instead of waiting for a timeout, if the record names a
+        well-formed reply topic and correlation id, whatever else is wrong with it."""
         code = _REPLY_CODES.get(reason, ErrorCode.INTERNAL)
-        if self.replier is None or REPLY_TO not in _safe_headers(record):
-            return
-        try:
-            request = from_kafka(record.headers, b"")
-        except EnvelopeError:
+        request = _reply_address(record)
+        if self.replier is None or request is None:
             return
         await self.replier.send(request, ErrorReply.of(code))
 
 
-def _safe_headers(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
-    try:
-        return headers_to_dict(record.headers)
-    except EnvelopeError:
-        return {name: value.decode("utf-8", "replace") for name, value in record.headers}
+# The body prefix a dead letter keeps of a record too large to copy whole.
+DLQ_PREFIX_BYTES = 1024
+
+
+def dead_letter_record(
+    record: ConsumerRecord[Any, Any], max_bytes: int
+) -> tuple[bytes, bytes | None, dict[str, str]]:
+    """The dead letter's value, key and headers. A record within `max_bytes` is copied whole; a
+    larger one keeps a prefix of its body, its size and SHA-256: the dead letter must fit where the
+    original didn't, and the original stays addressable by topic, partition and offset. Headers
+    are copied bounded (EnvelopeLimits), as text; a header without a value is left out."""
+    value = record.value or b""
+    whole = record_bytes(record) <= max_bytes and not isinstance(record, UnreadableRecord)
+    headers: dict[str, str] = {}
+    for name, raw in record.headers[: EnvelopeLimits.MAX_HEADERS] if whole else ():
+        if raw is not None:
+            headers[name[: EnvelopeLimits.MAX_HEADER_NAME_BYTES]] = raw[
+                : EnvelopeLimits.MAX_HEADER_VALUE_BYTES
+            ].decode("utf-8", "replace")
+    headers.update(
+        {
+            "dlq_original_topic": record.topic,
+            "dlq_original_partition": str(record.partition),
+            "dlq_original_offset": str(record.offset),
+            "dlq_original_timestamp": str(record.timestamp),
+            "dlq_original_size": str(len(value)),
+            "dlq_original_sha256": hashlib.sha256(value).hexdigest(),
+            "dlq_truncated": "false" if whole else "true",
+        }
+    )
+    key = record.key if whole or record.key is None else record.key[:DLQ_PREFIX_BYTES]
+    return (value if whole else value[:DLQ_PREFIX_BYTES]), key, headers
+
+
+def _reply_address(record: ConsumerRecord[Any, Any]) -> Envelope | None:
+    """Where a refusal may be answered: a well-formed reply_to and correlation id (or ce_id)."""
+    first: dict[str, bytes | None] = {}
+    for name, raw in record.headers[: EnvelopeLimits.MAX_HEADERS]:
+        if name in (REPLY_TO, CORRELATION_ID, "ce_id"):
+            first.setdefault(name, raw)
+    found: dict[str, str] = {}
+    for name, raw in first.items():
+        text = raw.decode("utf-8", "replace") if type(raw) is bytes else ""
+        if header_ok(name, text):
+            found[name] = text
+    # The requester waits on its correlation id: a malformed one can't be answered at all.
+    correlation = found.get(CORRELATION_ID) if CORRELATION_ID in first else found.get("ce_id")
+    if REPLY_TO not in found or correlation is None:
+        return None
+    extra = {REPLY_TO: found[REPLY_TO], CORRELATION_ID: correlation}
+    return Envelope(type="-", source="-", data=b"", extra=extra)
 
 
 class DeadLetterMiddleware(BaseMiddleware):

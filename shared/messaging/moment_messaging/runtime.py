@@ -18,6 +18,7 @@ from faststream.middlewares import AckPolicy
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
+from moment_client import fetching
 from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope, from_kafka
 from moment_messaging.config import KafkaConfig
@@ -34,6 +35,7 @@ def build_broker(
     meter_provider: MeterProvider | None = None,
     logger: Any = None,
 ) -> tuple[KafkaBroker, Replier]:
+    fetching.install()
     broker = KafkaBroker(
         config.bootstrap_servers,
         client_id=config.client_id,
@@ -75,6 +77,8 @@ def subscribe(
         # More than one worker: one consumer per worker in the group, each owning whole
         # partitions, so order within a partition and commit-after-processing both hold.
         max_workers=config.consumer_workers,
+        max_partition_fetch_bytes=partition_fetch_bytes(config),
+        fetch_max_bytes=4 * partition_fetch_bytes(config),
         parser=make_parser(frozenset(m.ce_type for m in accepts), config.max_message_bytes),
     )
 
@@ -102,11 +106,22 @@ def subscribe_batch(
         max_records=max_records,
         # How long one poll waits when nothing is buffered: a lone record is not held back.
         batch_timeout_ms=config.fetch_max_wait_ms,
+        max_partition_fetch_bytes=partition_fetch_bytes(config),
+        fetch_max_bytes=4 * partition_fetch_bytes(config),
         # FastStream would JSON-decode every body first, and one malformed record would fail
         # the whole batch before the handler could reject that record alone.
         decoder=_raw_bodies,
         parser=_tolerant_batch,
     )
+
+
+def partition_fetch_bytes(config: KafkaConfig) -> int:
+    """aiokafka's fetch sizes follow the contract's record size, not its defaults (1 MiB a
+    partition, 50 MiB a fetch, four partitions' worth here), so what one consumer buffers stays
+    a few MiB whatever arrives. A record larger than this is still returned whole by the broker
+    (it must be, for the consumer to make progress), then refused unparsed and dead-lettered as a
+    digest (deadletter.dead_letter_record)."""
+    return 2 * config.max_message_bytes
 
 
 async def _tolerant_batch(
