@@ -4,7 +4,9 @@ audit.events is consumed in batches: each poll hands over whatever has arrived (
 `INGEST_BATCH` records), stored in one transaction per partition; the offsets are committed after
 the last of those commits. Each record is checked on its own, and one that is malformed, of an
 unknown type, breaks the schema or is refused by the database goes to audit.events.dlq with its
-reason while the rest of the batch is stored.
+reason while the rest of the batch is stored. So does one that does not prove a known producer
+wrote it (service/producers.py), checked before its body is parsed and before anything is chained;
+each poll with such records raises a `forged-producer` alert.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import SkipValidation, ValidationError
 from moment_audit.adapters.orm import metadata
 from moment_audit.domain.rules import DetectionEngine
 from moment_audit.service.ingest import Incoming, ingest_batch
+from moment_audit.service.producers import ProducerGate, UnauthenticatedProducer
 from moment_audit.service.queries import AccessQueryHandler
 from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
@@ -49,7 +52,7 @@ Rejected = list[tuple[ConsumerRecord[Any, Any], BaseException]]
 
 
 def decode(
-    records: tuple[ConsumerRecord[Any, Any], ...], config: KafkaConfig
+    records: tuple[ConsumerRecord[Any, Any], ...], config: KafkaConfig, gate: ProducerGate
 ) -> tuple[list[Incoming], list[ConsumerRecord[Any, Any]], Rejected]:
     """The events that pass every check, the records they came from, and the others with why."""
     accepted = frozenset(m.ce_type for m in TOPIC_MESSAGES[topics.AUDIT_EVENTS])
@@ -59,9 +62,10 @@ def decode(
     for record in records:
         try:
             envelope = check_envelope(record, accepted, config.max_message_bytes)
+            gate.check(record)
             # check_record's JSON check and the schema's in one parse of the body.
             event = validate_body(PersonalDataAccessed, envelope)
-        except (DecodeError, ValidationError) as exc:
+        except (DecodeError, ValidationError, UnauthenticatedProducer) as exc:
             rejected.append((record, exc))
             continue
         items.append(Incoming(envelope, event, record.partition, record.offset))
@@ -80,8 +84,11 @@ def register_handlers(
     uow_factory: Callable[[], SqlUnitOfWork],
     engine: DetectionEngine | None = None,
     queries: Callable[[], AccessQueryHandler] | None = None,
+    *,
+    gate: Callable[[], ProducerGate],
 ) -> None:
-    """`queries` is called per request, so the broker can be built (and documented) first."""
+    """`queries` and `gate` are called per request or poll, so the broker can be built (and
+    documented) first."""
     events = subscribe_batch(
         broker, topics.AUDIT_EVENTS, group_id=GROUP_ID, config=config, max_records=INGEST_BATCH
     )
@@ -95,9 +102,10 @@ def register_handlers(
         msg: KafkaMessage,
     ) -> None:
         """Store each access record once, chained; offsets are committed after the database."""
-        items, sources, rejected = decode(records_of(msg), config)
+        items, sources, rejected = decode(records_of(msg), config, gate())
         ingested = await ingest_batch(uow_factory, items, engine)
         rejected += [(sources[i], refusal(exc)) for i, exc in ingested.refused.items()]
+        await gate().report([exc for _, exc in rejected])
         if rejected:
             raise RejectedRecords(rejected)
 

@@ -53,7 +53,9 @@ TAIL_POLL_S = 0.5
 def asyncapi() -> str:
     return document(
         "audit",
-        lambda b, c: register_handlers(b, c, not_at_docs_time, queries=not_at_docs_time),
+        lambda b, c: register_handlers(
+            b, c, not_at_docs_time, queries=not_at_docs_time, gate=not_at_docs_time
+        ),
         PUBLICATIONS,
     )
 
