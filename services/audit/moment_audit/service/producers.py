@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -66,10 +66,16 @@ def claimed_source(record: ConsumerRecord[Any, Any]) -> str:
 class Producers:
     """The known producers and their current keys; `check` is what ingest calls per record."""
 
-    def __init__(self, config: ProducersConfig, vault: VaultClient | None) -> None:
+    def __init__(
+        self,
+        config: ProducersConfig,
+        vault: VaultClient | None,
+        keys: Mapping[str, VersionedKeys] | None = None,
+    ) -> None:
+        """`keys` preset, by producer, for a consumer without Vault (a benchmark's)."""
         self._config = config
         self._vault = vault
-        self._verifier = ProducerVerifier(config.known, {})
+        self._verifier = ProducerVerifier(config.known, dict(keys or {}))
         self._task: asyncio.Task[None] | None = None
 
     def check(self, record: ConsumerRecord[Any, Any]) -> None:
