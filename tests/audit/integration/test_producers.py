@@ -7,24 +7,29 @@ delivery modes, carry its MAC and are stored."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import uuid
 from collections.abc import Sequence
 
+import hvac
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from moment_audit.adapters.orm import audit_records
+from moment_audit.bootstrap import AuditService
 from moment_client.identity import IdentityClient
 from moment_contracts import topics
 from moment_contracts.envelope import Envelope
 from moment_contracts.topics import dlq
 from moment_crypto.keysets import VersionedKeys
 from moment_crypto.producer_mac import KID_HEADER, MAC_HEADER
+from moment_devstack.vault_bootstrap import AUDIT_PRODUCERS_PATH, KV_MOUNT
 from moment_identity.service.unit_of_work import SOURCE as IDENTITY
 from tests.identity.integration.test_login import register
 from tests.identity.integration.test_reads import audit_rows, broker_ack_audit, customer_token
+from tests.support import audit_producers
 from tests.support.audit_events import access
 from tests.support.audit_producers import sign
 from tests.support.audit_store import stored_audit
@@ -222,3 +227,35 @@ async def test_identitys_own_events_carry_its_mac_and_are_stored_in_both_modes(
             assert found["ce_source"] == IDENTITY
             assert found[KID_HEADER] == "v1", mode
             assert len(found[MAC_HEADER] or "") == 64, mode
+
+
+async def test_a_rotated_key_is_taken_up_at_refresh_and_the_old_one_still_verifies(
+    suite: Suite, vault_root: hvac.Client
+) -> None:
+    """Rotation as docs/audit.md describes it: a new version is added to the producer's key set
+    in Vault; once audit has reloaded, events signed with it are stored, and so are those signed
+    with the version before; a version audit has not loaded is refused."""
+    assert isinstance(suite.audit, AuditService)
+    current = audit_producers.keys_for("/test/")
+    new_key = os.urandom(32)
+    rotated = {
+        "current": "v2",
+        **{label: base64.b64encode(key).decode() for label, key in current.keys.items()},
+        "v2": base64.b64encode(new_key).decode(),
+    }
+    vault_root.secrets.kv.v2.create_or_update_secret(
+        path=f"{AUDIT_PRODUCERS_PATH}/{audit_producers.TEST_PRODUCER}",
+        secret=rotated,
+        mount_point=KV_MOUNT,
+    )
+    early = sign(event(f"/test/{uuid.uuid4().hex}"), VersionedKeys("v2", {"v2": new_key}))
+    await send_together(suite.kafka.bootstrap_servers, raw(early))
+    assert await dead_letters(suite, [early.id]) == {early.id: REFUSED}, "not loaded yet"
+    await suite.audit.gate.producers.load()
+    newer = sign(event(f"/test/{uuid.uuid4().hex}"), VersionedKeys("v2", {"v2": new_key}))
+    older = sign(event(f"/test/{uuid.uuid4().hex}"))
+    ahead = sign(event(f"/test/{uuid.uuid4().hex}"), VersionedKeys("v3", {"v3": new_key}))
+    await send_together(suite.kafka.bootstrap_servers, raw(newer), raw(older), raw(ahead))
+    rows = await stored_audit(suite, audit_records.c.event_id.in_([newer.id, older.id]), expect=2)
+    assert sorted(str(r["event_id"]) for r in rows) == sorted([newer.id, older.id])
+    assert await dead_letters(suite, [ahead.id]) == {ahead.id: REFUSED}
