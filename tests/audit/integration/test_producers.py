@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 import uuid
@@ -259,3 +260,25 @@ async def test_a_rotated_key_is_taken_up_at_refresh_and_the_old_one_still_verifi
     rows = await stored_audit(suite, audit_records.c.event_id.in_([newer.id, older.id]), expect=2)
     assert sorted(str(r["event_id"]) for r in rows) == sorted([newer.id, older.id])
     assert await dead_letters(suite, [ahead.id]) == {ahead.id: REFUSED}
+
+
+async def test_unproven_records_refused_for_other_reasons_are_alerted_too(suite: Suite) -> None:
+    """Not a CloudEvent, or of a type audit does not take: dead-lettered with that reason, and,
+    carrying no producer's MAC, alerted as forged; a signed record the schema refuses is not."""
+    source = f"/attacker/{uuid.uuid4().hex}"
+    other_type = dataclasses.replace(event(source), type="moment.audit.something-else.v1")
+    no_type = [(n, v) for n, v in event(source).headers() if n != "ce_type"]
+    honest = f"/test/{uuid.uuid4().hex}"
+    bad_schema = sign(dataclasses.replace(event(honest), data=b'{"action": "read"}'))
+    bootstrap = suite.kafka.bootstrap_servers
+    await send_together(bootstrap, raw(other_type), (no_type, b"{}", None), raw(bad_schema))
+    reasons = await dead_letters(suite, [other_type.id, bad_schema.id])
+    assert reasons == {other_type.id: "unknown-type", bad_schema.id: "schema-violation"}
+    [alert] = await read_topic(bootstrap, topics.AUDIT_ALERTS, where=forged_alerts(source))
+    detail = json.loads(alert.value or b"{}")["detail"]
+    assert "unproven-unknown-type" in detail
+    assert "unproven-malformed" in detail
+    quiet = await read_topic(
+        bootstrap, topics.AUDIT_ALERTS, timeout_s=2, where=forged_alerts(honest)
+    )
+    assert quiet == []

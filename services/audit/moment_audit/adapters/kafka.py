@@ -105,7 +105,7 @@ def register_handlers(
         items, sources, rejected = decode(records_of(msg), config, gate())
         ingested = await ingest_batch(uow_factory, items, engine)
         rejected += [(sources[i], refusal(exc)) for i, exc in ingested.refused.items()]
-        await gate().report([exc for _, exc in rejected])
+        await gate().report(rejected)
         if rejected:
             raise RejectedRecords(rejected)
 

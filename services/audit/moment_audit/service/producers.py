@@ -31,7 +31,7 @@ from moment_crypto.errors import CryptoError, VaultUnavailable
 from moment_crypto.keysets import VersionedKeys
 from moment_crypto.producer_mac import ProducerNotAuthenticated, ProducerVerifier
 from moment_crypto.vault import VaultClient
-from moment_messaging.deadletter import PermanentError
+from moment_messaging.deadletter import PermanentError, classify
 from moment_persistence.unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,13 @@ class Producers:
             self._verifier.check(record.headers or (), record.value or b"")
         except ProducerNotAuthenticated as exc:
             raise UnauthenticatedProducer(claimed_source(record), exc.code, str(exc)) from None
+
+    def proves(self, record: ConsumerRecord[Any, Any]) -> bool:
+        try:
+            self._verifier.check(record.headers or (), record.value or b"")
+        except ProducerNotAuthenticated:
+            return False
+        return True
 
     async def load(self) -> None:
         """Read every known producer's key set. Vault being down is an error (no ingest without
@@ -168,10 +175,16 @@ class ProducerGate:
     def check(self, record: ConsumerRecord[Any, Any]) -> None:
         self.producers.check(record)
 
-    async def report(self, refused: Sequence[BaseException]) -> list[AlertRaised]:
+    async def report(
+        self, rejected: Sequence[tuple[ConsumerRecord[Any, Any], BaseException]]
+    ) -> list[AlertRaised]:
+        """Alert on every refused record no known producer vouches for: those refused for their
+        MAC, and those refused earlier (not a CloudEvent, an unknown type) that carry none."""
         forged = [
             Forged(exc.source, exc.code)
-            for exc in refused
             if isinstance(exc, UnauthenticatedProducer)
+            else Forged(claimed_source(record), "unproven-" + classify(exc)[0])
+            for record, exc in rejected
+            if isinstance(exc, UnauthenticatedProducer) or not self.producers.proves(record)
         ]
         return await self.alarm.raise_for(forged) if forged else []
