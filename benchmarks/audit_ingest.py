@@ -7,7 +7,9 @@ to audit.events before either consumes, and are timed from the first event store
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,10 +35,14 @@ from sqlalchemy import (
 from benchmarks.context import FETCH_MAX_WAIT_MS, BenchContext
 from moment_audit.adapters.kafka import INGEST_BATCH, register_handlers
 from moment_audit.adapters.orm import audit_records, metadata
+from moment_audit.config import ProducersConfig
 from moment_audit.domain.rules import DetectionEngine
+from moment_audit.service.producers import ForgeryAlarm, ProducerGate, Producers
 from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.envelope import Envelope
+from moment_crypto.keysets import KEY_BYTES, VersionedKeys
+from moment_crypto.producer_mac import ProducerSigner
 from moment_messaging.config import KafkaConfig
 from moment_messaging.deadletter import DeadLetterPolicy
 from moment_messaging.runtime import build_broker
@@ -47,6 +53,11 @@ from moment_persistence.unit_of_work import SqlUnitOfWork
 EVENTS_PER_RECORD_SCALE = 10
 SOURCE = "/identity/bench"
 SENTINEL_SOURCE = "/identity/bench-sentinel"
+# The benchmark's producer, owning both sources: audit checks its MAC on every event, as it does
+# identity's (the key is made here, not read from Vault: no Vault call is on the ingest path).
+PRODUCER = "bench"
+PRODUCERS = ProducersConfig(known={"/identity/": PRODUCER})
+KEYS = VersionedKeys(current="v1", keys={"v1": os.urandom(KEY_BYTES)})
 # Polling the stored events' highest id: short against a run of a second or more.
 STORED_POLL_S = 0.01
 # The first poll also waits for the consumer group to form (seconds on Tansu).
@@ -99,7 +110,9 @@ def access_event(producer_seq: int | None = None, source: str = SOURCE) -> Envel
         trace_id=uuid.uuid4().hex,
         producer_seq=producer_seq,
     )
-    return Envelope.of(event, source=source, subject=subject)
+    envelope = Envelope.of(event, source=source, subject=subject)
+    mac = ProducerSigner(KEYS).headers_for(envelope.headers(), envelope.data)
+    return dataclasses.replace(envelope, extra=mac)
 
 
 async def _produce(kafka: KafkaConfig, envelopes: list[Envelope], partition: bool = False) -> None:
@@ -166,9 +179,15 @@ async def _audit_consumer(config: KafkaConfig, database: Database) -> KafkaBroke
     broker, _ = build_broker(
         config, source="/moment/audit", policy=DeadLetterPolicy(config, "audit")
     )
-    register_handlers(
-        broker, config, lambda: SqlUnitOfWork(database, metadata=metadata), DetectionEngine()
+
+    def uows() -> SqlUnitOfWork:
+        return SqlUnitOfWork(database, metadata=metadata)
+
+    gate = ProducerGate(
+        Producers(PRODUCERS, None, {PRODUCER: KEYS}),
+        ForgeryAlarm(uows, PRODUCERS.alert_window_s),
     )
+    register_handlers(broker, config, uows, DetectionEngine(), gate=lambda: gate)
     await broker.start()
     return broker
 

@@ -22,6 +22,7 @@ from moment_messaging.config import KafkaConfig
 from moment_persistence.config import DatabaseConfig
 from moment_runtime.basic import BasicService
 from moment_telemetry.config import TelemetryConfig
+from tests.support.audit_producers import PRODUCERS
 from tests.support.postgres import PostgresDatabases
 
 S = TypeVar("S", IdentitySettings, ConsentSettings, AuditSettings)
@@ -67,7 +68,9 @@ async def suite(
         )
     )
     audit = build_audit(
-        settings_for(AuditSettings, "audit", kafka, urls["audit"], vault_config_factory("audit"))
+        settings_for(
+            AuditSettings, "audit", kafka, urls["audit"], vault_config_factory("audit")
+        ).model_copy(update={"producers": PRODUCERS})
     )
     services = (audit, consent, identity)
     for service in services:

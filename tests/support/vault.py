@@ -14,6 +14,7 @@ import pytest_asyncio
 from moment_crypto import VaultClient, VaultConfig
 from moment_devstack.processes import LOOPBACK, ManagedProcess, free_port, openbao
 from moment_devstack.vault_bootstrap import ServiceCredentials, bootstrap_vault
+from tests.support import audit_producers
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,13 @@ def vault_root(vault_server: VaultServer) -> Iterator[hvac.Client]:
 
 
 @pytest.fixture(scope="session")
-def vault_bootstrap(vault_server: VaultServer, run_dir: Path) -> dict[str, ServiceCredentials]:
-    return bootstrap_vault(vault_server.url, vault_server.root_token, run_dir / "vault-creds")
+def vault_bootstrap(
+    vault_server: VaultServer, vault_root: hvac.Client, run_dir: Path
+) -> dict[str, ServiceCredentials]:
+    creds = bootstrap_vault(vault_server.url, vault_server.root_token, run_dir / "vault-creds")
+    # The tests' own audit producer, for tests that write audit events directly.
+    audit_producers.register(vault_root)
+    return creds
 
 
 @pytest.fixture(scope="session")

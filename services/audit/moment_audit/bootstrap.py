@@ -14,6 +14,7 @@ from moment_audit.adapters.kafka import register_handlers, register_revocations
 from moment_audit.adapters.orm import messaging, metadata
 from moment_audit.config import AuditSettings
 from moment_audit.domain.rules import DetectionEngine
+from moment_audit.service.producers import ForgeryAlarm, ProducerGate, Producers
 from moment_audit.service.queries import AccessQueryHandler, LazyVerifier, to_error_reply
 from moment_audit.service.verification import vault_signatures, verify_store
 from moment_audit.service.verify import Report
@@ -48,6 +49,10 @@ class AuditService(BasicService):
             migrations=MIGRATIONS,
             register=self._register,
         )
+        self.gate = ProducerGate(
+            Producers(settings.producers, self.vault),
+            ForgeryAlarm(self.unit_of_work, settings.producers.alert_window_s),
+        )
         self.checkpointer = (
             None
             if self.vault is None
@@ -64,7 +69,7 @@ class AuditService(BasicService):
     def _register(
         self, broker: KafkaBroker, config: KafkaConfig, uows: Callable[[], SqlUnitOfWork]
     ) -> None:
-        register_handlers(broker, config, uows, self.engine, self.queries)
+        register_handlers(broker, config, uows, self.engine, self.queries, gate=lambda: self.gate)
         self.revocations = register_revocations(broker, config, uows)
 
     async def verify_store(self) -> Report:
@@ -87,6 +92,11 @@ class AuditService(BasicService):
             )
         return self._queries
 
+    async def before_consuming(self) -> None:
+        # No record is taken before the producers' keys are: without them every one is refused.
+        await self.gate.producers.load()
+        self.gate.producers.start()
+
     async def start(self) -> None:
         await super().start()
         self.watch.start()
@@ -96,6 +106,7 @@ class AuditService(BasicService):
         self.checkpointer.start()
 
     async def stop(self) -> None:
+        await self.gate.producers.stop()
         await self.watch.stop()
         if self.checkpointer is not None:
             await self.checkpointer.stop()

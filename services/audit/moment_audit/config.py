@@ -45,6 +45,19 @@ class WatchConfig(BaseModel):
     max_verification_alerts: int = Field(default=100, ge=1)
 
 
+class ProducersConfig(BaseModel):
+    """Who may write audit.events (service/producers.py). `known` maps a CloudEvents source (or a
+    prefix ending in "/", for a producer that owns a namespace of sources) to a producer, whose
+    HMAC key set is read from Vault KV at `key_path`/<producer> at start-up and every
+    `refresh_seconds`. A record that does not prove its producer is dead-lettered, and one
+    `forged-producer` alert is raised per source per `alert_window_s`."""
+
+    known: dict[str, str] = Field(default_factory=lambda: {"/moment/identity": "identity"})
+    key_path: str = "moment/audit-producers"
+    refresh_seconds: float = Field(default=60.0, gt=0)
+    alert_window_s: int = Field(default=300, ge=1)
+
+
 class AuditSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENT_AUDIT_")
 
@@ -55,5 +68,6 @@ class AuditSettings(ServiceSettings):
     checkpoints: CheckpointConfig = CheckpointConfig()
     rules: RulesConfig = RulesConfig()
     watch: WatchConfig = WatchConfig()
+    producers: ProducersConfig = ProducersConfig()
     retention: RetentionConfig = RetentionConfig()
     telemetry: TelemetryConfig = TelemetryConfig(service_name="audit")

@@ -16,7 +16,12 @@ from moment_crypto.envelope import FieldCipher, SubjectKeyring
 from moment_crypto.errors import CryptoError
 from moment_crypto.keysets import VersionedKeys
 from moment_crypto.vault import VaultClient
-from moment_identity.adapters.audit_emitter import AuditEmitter, BrokerAckAudit, OutboxAudit
+from moment_identity.adapters.audit_emitter import (
+    AuditEmitter,
+    BrokerAckAudit,
+    OutboxAudit,
+    ProducerKey,
+)
 from moment_identity.adapters.endorsement import KeyEndorser
 from moment_identity.adapters.hashing import Argon2Params, SecretHasher
 from moment_identity.adapters.kafka import register_handlers
@@ -64,6 +69,7 @@ class IdentityService:
         self._handlers: IdentityHandlers | None = None
         self._audit_producer: ResilientProducer | None = None
         self._key_refresh: asyncio.Task[None] | None = None
+        self._producer_key: ProducerKey | None = None
         register_handlers(self.core.broker, settings.kafka, self.handlers)
 
     def handlers(self) -> IdentityHandlers:
@@ -72,7 +78,9 @@ class IdentityService:
         return self._handlers
 
     def unit_of_work(self) -> IdentityUnitOfWork:
-        return IdentityUnitOfWork(self.core.database, on_commit=self.core.relay.notify)
+        return IdentityUnitOfWork(
+            self.core.database, on_commit=self.core.relay.notify, sign=self._producer_key
+        )
 
     async def _crypto(self) -> Crypto:
         cfg = self.settings.crypto
@@ -94,6 +102,9 @@ class IdentityService:
     async def start(self) -> None:
         await self.core.prepare()
         crypto = await self._crypto()
+        self._producer_key = await ProducerKey.load(
+            self.vault, self.settings.crypto.audit_producer_key_path
+        )
         login_deps = await self._login(crypto)
         sealing = self.settings.sealing
         refusals = RefusalAudit(self.unit_of_work)
@@ -118,17 +129,19 @@ class IdentityService:
             # Past the window (and the skew either side) a box is stale, so its id can go.
             guard=RequestGuard(sealing.max_age_s + 2 * sealing.clock_skew_s + 60),
         )
-        self._key_refresh = asyncio.create_task(self._refresh_sealing_keys(crypto))
+        self._key_refresh = asyncio.create_task(self._refresh_keys(crypto, self._producer_key))
         await self.core.start_consuming()
 
-    async def _refresh_sealing_keys(self, crypto: Crypto) -> None:
-        """Other instances may rotate: reload now and then, so destroyed keys vanish here too."""
+    async def _refresh_keys(self, crypto: Crypto, producer_key: ProducerKey) -> None:
+        """Other instances may rotate: reload now and then, so destroyed keys vanish here too,
+        and a new producer MAC key is taken up."""
         while True:
             await asyncio.sleep(60)
             try:
                 await crypto.opener.refresh(force=True)
+                await producer_key.refresh()
             except CryptoError:
-                log.warning("sealing keys not refreshed: Vault unavailable")
+                log.warning("sealing or producer keys not refreshed: Vault unavailable")
 
     async def _reads(self, crypto: Crypto) -> ReadDeps:
         verifier = await TokenVerifier.from_vault(
@@ -203,10 +216,11 @@ async def staff_admin(settings: IdentitySettings) -> AsyncIterator[StaffAdmin]:
     try:
         await vault.start()
         params = Argon2Params(cfg.argon2_memory_kib, cfg.argon2_iterations, cfg.argon2_parallelism)
+        producer_key = await ProducerKey.load(vault, cfg.audit_producer_key_path)
         yield StaffAdmin(
             indexer=await BlindIndexer.load(vault, cfg.blind_index_path),
             hasher=SecretHasher(await VersionedKeys.load(vault, cfg.pepper_path), params),
-            uow_factory=lambda: IdentityUnitOfWork(database),
+            uow_factory=lambda: IdentityUnitOfWork(database, sign=producer_key),
         )
     finally:
         await vault.stop()

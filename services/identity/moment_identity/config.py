@@ -22,6 +22,8 @@ class CryptoConfig(BaseModel):
     sealing_key_path: str = "moment/identity/sealing-key"
     # Service-account name -> secret; read once at start-up.
     service_accounts_path: str = "moment/identity/service-accounts"
+    # Identity's HMAC key set for the audit events it writes; audit checks it (docs/audit.md).
+    audit_producer_key_path: str = "moment/audit-producers/identity"
     token_signing_key: str = "identity-token-signing"  # noqa: S105 - a Transit key name
     argon2_memory_kib: int = Field(default=19_456, ge=19_456)
     argon2_iterations: int = Field(default=2, ge=2)

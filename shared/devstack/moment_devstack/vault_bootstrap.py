@@ -41,13 +41,22 @@ SERVICE_ACCOUNTS = ("storefront", "identity", "consent", "audit")
 STOREFRONT = "storefront"
 # The storefront's own copy of its secret: the only path its AppRole may read.
 STOREFRONT_CREDENTIALS_PATH = "moment/storefront/credentials"
+# One HMAC key set per producer of audit.events (moment_crypto.producer_mac): a producer may read
+# only its own, the audit service every one, so no one else can write the audit trail.
+AUDIT_PRODUCERS_PATH = "moment/audit-producers"
+AUDIT_PRODUCERS = ("identity",)
 
 TRANSIT_KEYS: dict[str, str] = {
     SUBJECT_KEYS: "aes256-gcm96",
     TOKEN_SIGNING_KEY: "ed25519",
     AUDIT_CHECKPOINT_KEY: "ed25519",
 }
-KEY_SETS = (BLIND_INDEX_PATH, PEPPER_PATH, SEALING_KEY_PATH)
+KEY_SETS = (
+    BLIND_INDEX_PATH,
+    PEPPER_PATH,
+    SEALING_KEY_PATH,
+    *(f"{AUDIT_PRODUCERS_PATH}/{producer}" for producer in AUDIT_PRODUCERS),
+)
 
 # Every service reads the public token-signing keys: each verifies identity's tokens offline.
 POLICIES: dict[str, str] = {
@@ -62,6 +71,7 @@ path "{KV_MOUNT}/data/moment/identity/*" {{ capabilities = ["read"] }}
 path "{KV_MOUNT}/data/{SEALING_KEY_PATH}" {{ capabilities = ["read", "create", "update"] }}
 path "{KV_MOUNT}/destroy/{SEALING_KEY_PATH}" {{ capabilities = ["update"] }}
 path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
+path "{KV_MOUNT}/data/{AUDIT_PRODUCERS_PATH}/identity" {{ capabilities = ["read"] }}
 """,
     "consent": f"""
 path "{KV_MOUNT}/data/moment/consent/*" {{ capabilities = ["read"] }}
@@ -73,6 +83,8 @@ path "{TRANSIT_MOUNT}/verify/{AUDIT_CHECKPOINT_KEY}" {{ capabilities = ["update"
 # Public keys only: `moment-audit verify` checks checkpoint signatures offline.
 path "{TRANSIT_MOUNT}/keys/{AUDIT_CHECKPOINT_KEY}" {{ capabilities = ["read"] }}
 path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
+# Every producer's MAC key: ingest checks who wrote each event before it is chained.
+path "{KV_MOUNT}/data/{AUDIT_PRODUCERS_PATH}/*" {{ capabilities = ["read"] }}
 """,
     STOREFRONT: f"""
 path "{KV_MOUNT}/data/{STOREFRONT_CREDENTIALS_PATH}" {{ capabilities = ["read"] }}

@@ -67,7 +67,11 @@ class BasicService:
         if self.vault is not None:
             # Proves the service's own AppRole works before it takes any message.
             await self.vault.start()
+        await self.before_consuming()
         await self.core.start_consuming()
+
+    async def before_consuming(self) -> None:
+        """What a service must have ready (keys, caches) before it takes its first message."""
 
     async def stop(self) -> None:
         await self.core.stop()

@@ -28,6 +28,7 @@ from moment_persistence.config import DatabaseConfig
 from moment_persistence.migrations import upgrade_to_head
 from moment_telemetry.config import TelemetryConfig
 from tests.support.audit_events import access
+from tests.support.audit_producers import PRODUCERS, signed
 from tests.support.postgres import PostgresDatabases
 from tests.support.produce import publish
 
@@ -89,6 +90,7 @@ def _settings(url: str, broker: ManagedProcess, vault: VaultConfig) -> AuditSett
         vault=vault,
         checkpoints=CheckpointConfig(every_records=1, every_seconds=0.2),
         telemetry=TelemetryConfig(service_name="audit", log_format="console"),
+        producers=PRODUCERS,
     )
 
 
@@ -119,7 +121,9 @@ async def test_the_service_appends_and_signs_as_the_writer_role(
     await service.start()
     try:
         events = [access(str(uuid.uuid4())) for _ in range(EVENTS)]
-        envelopes = [Envelope.of(e, source="/test/roles", subject=e.subject_id) for e in events]
+        envelopes = signed(
+            *(Envelope.of(e, source="/test/roles", subject=e.subject_id) for e in events)
+        )
         await publish(f"127.0.0.1:{private_broker.port}", topics.AUDIT_EVENTS, *envelopes)
         counts = await _settled(store.owner)
     finally:

@@ -17,6 +17,7 @@ from moment_audit.bootstrap import AuditService
 from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.envelope import Envelope
+from tests.support.audit_producers import sign
 from tests.support.kafka import header, read_topic
 from tests.support.produce import publish
 from tests.support.suite import Suite
@@ -39,7 +40,7 @@ def numbered(source: str, seq: int) -> Envelope:
         occurred_at=datetime.now(UTC),
         producer_seq=seq,
     )
-    return Envelope.of(event, source=source, subject=subject_id)
+    return sign(Envelope.of(event, source=source, subject=subject_id))
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from moment_persistence.database import Database
 from moment_persistence.migrations import upgrade_to_head
 from moment_persistence.unit_of_work import SqlUnitOfWork
 from tests.support.audit_events import access
+from tests.support.audit_producers import signed
 from tests.support.audit_store import stored_audit
 from tests.support.kafka import header, read_topic
 from tests.support.postgres import PostgresDatabases, fresh_database_url
@@ -51,7 +52,9 @@ async def test_redelivery_never_doubles_a_record(suite: Suite) -> None:
     other_source = Envelope(
         type=event.type, source="/test/consent", id=event.id, data=event.data, subject=subject_id
     )
-    await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, event, event, other_source)
+    await publish(
+        suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, *signed(event, event, other_source)
+    )
     for _ in range(200):
         if len(await _stored(suite, subject_id)) == 2:
             break
@@ -67,7 +70,7 @@ async def test_a_redelivered_event_takes_no_seq(suite: Suite) -> None:
     first = Envelope.of(access(subject_id), source="/test/identity", subject=subject_id)
     second = Envelope.of(access(subject_id), source="/test/identity", subject=subject_id)
     # One subject, one key: one partition, in this order.
-    await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, first, first, second)
+    await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, *signed(first, first, second))
     for _ in range(200):
         if len(await _stored(suite, subject_id)) == 2:
             break
@@ -115,7 +118,7 @@ async def test_a_bad_record_is_dead_lettered_alone_and_the_batch_stored(suite: S
         ),
     }
     order = [good[0], *bad.values(), good[1], good[2]]
-    await publish_together(suite.kafka.bootstrap_servers, *order)
+    await publish_together(suite.kafka.bootstrap_servers, *signed(*order))
 
     rows = await stored_audit(suite, audit_records.c.subject_id == subject_id, expect=3)
     assert [r["event_id"] for r in rows] == [e.id for e in good]

@@ -17,6 +17,7 @@ from moment_contracts.envelope import REPLY_TO, Envelope
 from moment_contracts.topics import dlq, reply_topic
 from moment_messaging.config import KafkaConfig
 from tests.support.audit_events import access
+from tests.support.audit_producers import sign
 from tests.support.audit_store import stored_audit
 from tests.support.kafka import header, read_topic
 from tests.support.poison_records import (
@@ -36,7 +37,7 @@ Raw = tuple[bytes | None, bytes | None, Headers]
 
 
 def good(subject_id: str) -> Envelope:
-    return Envelope.of(access(subject_id), source="/test/identity", subject=subject_id)
+    return sign(Envelope.of(access(subject_id), source="/test/identity", subject=subject_id))
 
 
 def as_raw(envelope: Envelope) -> Raw:
@@ -96,7 +97,13 @@ async def assert_dead_lettered_alone(
     )
     assert len({original(r) for r in dead}) + len(stored) == len(arrived)
     reasons = {header(r, "dlq_reason") for r in dead}
-    assert reasons <= {"malformed", "schema-violation", "unknown-type", "oversized"}, reasons
+    assert reasons <= {
+        "malformed",
+        "schema-violation",
+        "unknown-type",
+        "oversized",
+        "unauthenticated-producer",
+    }, reasons
 
 
 async def run_poll(suite: Suite, poison: list[Raw]) -> None:

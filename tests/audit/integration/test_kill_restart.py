@@ -46,6 +46,7 @@ from moment_devstack.processes import LOOPBACK, ManagedProcess
 from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
 from tests.support.audit_events import access
+from tests.support.audit_producers import PRODUCERS_ENV, signed
 from tests.support.postgres import PostgresDatabases
 
 pytestmark = pytest.mark.slow
@@ -132,6 +133,7 @@ def audit_environment(kafka: str, database_url: str, vault: VaultConfig) -> dict
         "VAULT__ROLE_ID_FILE": str(vault.role_id_file),
         "VAULT__SECRET_ID_FILE": str(vault.secret_id_file),
         "TELEMETRY__SERVICE_NAME": "audit",
+        **PRODUCERS_ENV,
     }
     # Drop inherited MOMENT_AUDIT_* so only what this test sets steers the service.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("MOMENT_AUDIT_")}
@@ -145,7 +147,7 @@ def audit_environment(kafka: str, database_url: str, vault: VaultConfig) -> dict
 def envelopes(count: int) -> list[Envelope]:
     # A subject each: the keys spread the events over every partition.
     subjects = [str(uuid.uuid4()) for _ in range(count)]
-    return [Envelope.of(access(s), source=SOURCE, subject=s) for s in subjects]
+    return signed(*(Envelope.of(access(s), source=SOURCE, subject=s) for s in subjects))
 
 
 async def publish_all(bootstrap: str, batch: list[Envelope]) -> None:
@@ -222,7 +224,9 @@ async def redeliver(
     Each redelivery is followed on its own key (so its partition) by a fresh event: once the fresh
     ones are stored, the duplicates before them were consumed too.
     """
-    fresh = [Envelope.of(access(e.subject or ""), source=SOURCE, subject=e.subject) for e in again]
+    fresh = signed(
+        *(Envelope.of(access(e.subject or ""), source=SOURCE, subject=e.subject) for e in again)
+    )
     await publish_all(bootstrap, again + fresh)
     total = EVENTS + len(fresh)
     await wait_for_count(engine, lambda n: n >= total, SETTLE_TIMEOUT_S, service)

@@ -23,6 +23,7 @@ from moment_contracts.audit import Outcome, PersonalDataAccessed
 from moment_contracts.audit_queries import AccessEntry, AccessHistory
 from moment_contracts.envelope import Envelope
 from moment_contracts.errors import ErrorCode
+from tests.support.audit_producers import sign
 from tests.support.audit_store import stored_audit
 from tests.support.produce import publish
 from tests.support.suite import Suite
@@ -52,7 +53,7 @@ def _event(
         outcome=outcome,
         occurred_at=BASE + timedelta(minutes=minutes),
     )
-    return Envelope.of(body, source="/moment/identity", subject=subject_id)
+    return sign(Envelope.of(body, source="/moment/identity", subject=subject_id))
 
 
 async def _seed(suite: Suite, subject_id: str) -> None:

@@ -9,6 +9,7 @@ import uuid
 from moment_contracts import topics
 from moment_contracts.envelope import Envelope
 from tests.support.audit_events import access
+from tests.support.audit_producers import signed
 from tests.support.kafka import header, read_topic
 from tests.support.produce import publish
 from tests.support.suite import Suite
@@ -19,7 +20,7 @@ async def test_each_record_is_published_in_ocsf(suite: Suite) -> None:
     event = Envelope.of(
         access(subject_id, actor_id="staff-streams"), source="/test/identity", subject=subject_id
     )
-    await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, event, event)
+    await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, *signed(event, event))
     records = await read_topic(
         suite.kafka.bootstrap_servers,
         topics.AUDIT_OCSF,
@@ -39,7 +40,7 @@ async def test_a_denied_access_raises_an_alert(suite: Suite) -> None:
         source="/test/identity",
         subject=subject_id,
     )
-    await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, event)
+    await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, *signed(event))
     alerts = await read_topic(
         suite.kafka.bootstrap_servers,
         topics.AUDIT_ALERTS,

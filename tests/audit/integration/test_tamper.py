@@ -41,6 +41,7 @@ from moment_persistence.errors import PersistenceError
 from moment_persistence.migrations import upgrade_to_head
 from moment_persistence.unit_of_work import SqlUnitOfWork
 from tests.support.audit_events import access
+from tests.support.audit_producers import sign
 from tests.support.audit_store import as_dba
 from tests.support.postgres import PostgresDatabases, fresh_database_url
 from tests.support.produce import publish
@@ -361,7 +362,9 @@ async def test_events_through_the_suite_verify(
     suite: Suite, vault_server: VaultServer, audit_credentials: ServiceCredentials
 ) -> None:
     bodies = [access(str(uuid.uuid4())) for _ in range(5)]
-    envelopes = [Envelope.of(b, source="/moment/identity", subject=b.subject_id) for b in bodies]
+    envelopes = [
+        sign(Envelope.of(b, source="/moment/identity", subject=b.subject_id)) for b in bodies
+    ]
     await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, *envelopes, envelopes[0])
     ids = [e.id for e in envelopes]
     for _ in range(300):
@@ -434,7 +437,9 @@ async def test_verify_names_a_replayed_record(store: Store, store_env: dict[str,
 async def test_the_running_service_signs_every_n_records(suite: Suite) -> None:
     subject_id = str(uuid.uuid4())
     bodies = [access(subject_id) for _ in range(CheckpointConfig().every_records)]
-    envelopes = [Envelope.of(b, source="/moment/identity", subject=subject_id) for b in bodies]
+    envelopes = [
+        sign(Envelope.of(b, source="/moment/identity", subject=subject_id)) for b in bodies
+    ]
     await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, *envelopes)
     last = audit_records.c.event_id == envelopes[-1].id
     signed_past_it = (
@@ -449,7 +454,8 @@ async def test_the_running_service_signs_every_n_records(suite: Suite) -> None:
         )
     )
     count = 0
-    for _ in range(200):
+    # 30 s: a busy 2-core machine may take a while to ingest and checkpoint 100 records.
+    for _ in range(600):
         async with suite.audit.core.database.sessionmaker() as session:
             count = int(await session.scalar(signed_past_it) or 0)
         if count:

@@ -35,6 +35,7 @@ from moment_persistence.migrations import upgrade_to_head
 from tests.audit.integration.test_kill_restart import AuditProcess, audit_environment
 from tests.audit.integration.test_tamper import Store
 from tests.support.audit_events import access
+from tests.support.audit_producers import sign
 from tests.support.kafka import read_topic
 from tests.support.postgres import PostgresDatabases, fresh_database_url
 from tests.support.produce import publish
@@ -119,8 +120,10 @@ def source_of(name: str) -> str:
 def numbered(name: str, subject_id: str, *seqs: int) -> list[Envelope]:
     # One subject, so one partition: the records reach audit in the order they were sent.
     return [
-        Envelope.of(
-            access(subject_id, producer_seq=seq), source=source_of(name), subject=subject_id
+        sign(
+            Envelope.of(
+                access(subject_id, producer_seq=seq), source=source_of(name), subject=subject_id
+            )
         )
         for seq in seqs
     ]

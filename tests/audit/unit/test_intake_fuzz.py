@@ -4,6 +4,7 @@ go through a real consumer in tests/audit/integration/test_ingest_poison.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import tracemalloc
 import uuid
@@ -14,11 +15,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from moment_audit.adapters.intake import check_one, dead_letterable, decode
+from moment_audit.service.producers import Producers, UnauthenticatedProducer
 from moment_contracts.envelope import Envelope
 from moment_contracts.registry import DecodeError
 from moment_messaging.config import KafkaConfig
 from moment_messaging.deadletter import classify
 from tests.support.audit_events import access
+from tests.support.audit_producers import PRODUCERS, TEST_PRODUCER, keys_for, sign
 from tests.support.poison_records import (
     NON_UTF8,
     Headers,
@@ -32,8 +35,16 @@ from tests.support.poison_records import (
 
 CONFIG = KafkaConfig()
 SUBJECT = str(uuid.uuid4())
-GOOD = Envelope.of(access(SUBJECT), source="/test/identity", subject=SUBJECT)
+# The tests' producer key, as audit holds it: good records are signed, poison made from them is
+# refused for its MAC or for what is wrong with it, alone either way.
+GATE = Producers(PRODUCERS, None, keys={TEST_PRODUCER: keys_for("/test/identity")})
+GOOD = sign(Envelope.of(access(SUBJECT), source="/test/identity", subject=SUBJECT))
 GOOD_HEADERS: Headers = list(GOOD.headers())
+
+
+def signed_headers(body: bytes) -> Headers:
+    """Headers a known producer would send with `body`, whatever the body is."""
+    return list(sign(dataclasses.replace(GOOD, data=body, extra={})).headers())
 
 
 def poll(poison: Headers, value: bytes | None, key: bytes | None) -> tuple:  # type: ignore[type-arg]
@@ -43,7 +54,7 @@ def poll(poison: Headers, value: bytes | None, key: bytes | None) -> tuple:  # t
 
 
 def assert_poison_alone(records: tuple, started: float) -> None:  # type: ignore[type-arg]
-    items, sources, rejected = decode(records, CONFIG)
+    items, sources, rejected = decode(records, CONFIG, GATE.check)
     assert time.monotonic() - started < 1.0
     offsets = [s.offset for s in sources]
     assert 0 in offsets
@@ -52,9 +63,15 @@ def assert_poison_alone(records: tuple, started: float) -> None:  # type: ignore
     assert len(items) + len(rejected) == 3
     for dead, why in rejected:
         assert dead.offset == 1
-        assert isinstance(why, DecodeError | ValidationError)
+        assert isinstance(why, DecodeError | ValidationError | UnauthenticatedProducer)
         reason, _ = classify(why)
-        assert reason in {"malformed", "schema-violation", "unknown-type", "oversized"}
+        assert reason in {
+            "malformed",
+            "schema-violation",
+            "unknown-type",
+            "oversized",
+            "unauthenticated-producer",
+        }
         # What the dead-letter topic is handed can be copied whatever the original held.
         assert all(isinstance(v, bytes) for _, v in dead.headers)
 
@@ -88,11 +105,20 @@ def test_any_record_is_rejected_alone_or_stored(
     [
         ([*GOOD_HEADERS, ("x-null", None)], GOOD.data, "malformed"),
         ([*GOOD_HEADERS, ("x-bad", NON_UTF8[0])], GOOD.data, "malformed"),
-        (GOOD_HEADERS, deep(), "malformed"),
-        (GOOD_HEADERS, deep_object(), "malformed"),
+        # Signed by the producer, so the body itself is what gets judged.
+        (signed_headers(deep()), deep(), "malformed"),
+        (signed_headers(deep_object()), deep_object(), "malformed"),
+        (GOOD_HEADERS, deep(), "unauthenticated-producer"),
         (GOOD_HEADERS, b"[" * (CONFIG.max_message_bytes + 1), "oversized"),
     ],
-    ids=["null-header", "non-utf8-header", "deep-array", "deep-object", "oversized"],
+    ids=[
+        "null-header",
+        "non-utf8-header",
+        "deep-array",
+        "deep-object",
+        "unsigned-deep",
+        "oversized",
+    ],
 )
 def test_the_attacks_seen_are_rejected_with_their_reason_and_bounded_memory(
     headers: Headers, value: bytes, reason: str
@@ -100,8 +126,8 @@ def test_the_attacks_seen_are_rejected_with_their_reason_and_bounded_memory(
     tracemalloc.start()
     try:
         started = time.monotonic()
-        with pytest.raises((DecodeError, ValidationError)) as caught:
-            check_one(record(headers, value), CONFIG.max_message_bytes)
+        with pytest.raises((DecodeError, ValidationError, UnauthenticatedProducer)) as caught:
+            check_one(record(headers, value), CONFIG.max_message_bytes, GATE.check)
         assert time.monotonic() - started < 1.0
         _, peak = tracemalloc.get_traced_memory()
     finally:

@@ -17,9 +17,11 @@ from moment_crypto import (
     VaultPermissionDenied,
     VaultRequestFailed,
     VaultUnavailable,
+    VersionedKeys,
 )
 from moment_devstack.vault_bootstrap import (
     AUDIT_CHECKPOINT_KEY,
+    AUDIT_PRODUCERS_PATH,
     SUBJECT_KEYS,
     TOKEN_SIGNING_KEY,
     ServiceCredentials,
@@ -187,3 +189,30 @@ async def test_bootstrap_is_idempotent(
     assert set(creds) == {"consent"}
     assert creds["consent"].secret_id_file.read_text()
     assert blind_index_keys() == before
+
+
+async def test_audit_producer_keys_are_read_by_their_producer_and_audit_only(
+    vault_config_factory: VaultConfigFactory,
+) -> None:
+    """Whoever can read a producer's MAC key can write the audit trail as that producer."""
+    identity_key = f"{AUDIT_PRODUCERS_PATH}/identity"
+    tests_key = f"{AUDIT_PRODUCERS_PATH}/tests"
+    async with (
+        VaultClient(vault_config_factory("consent")) as consent,
+        VaultClient(vault_config_factory("storefront")) as storefront,
+        VaultClient(vault_config_factory("audit")) as audit,
+        VaultClient(vault_config_factory("identity")) as identity,
+    ):
+        for outsider in (consent, storefront):
+            with pytest.raises(VaultPermissionDenied):
+                await outsider.read_kv(identity_key)
+        with pytest.raises(VaultPermissionDenied):
+            await identity.read_kv(tests_key)
+        with pytest.raises(VaultPermissionDenied):
+            await identity.write_kv(identity_key, {"current": "v1", "v1": "AAAA"})
+        with pytest.raises(VaultPermissionDenied):
+            await audit.write_kv(identity_key, {"current": "v1", "v1": "AAAA"})
+        own = await VersionedKeys.load(identity, identity_key)
+        assert (await VersionedKeys.load(audit, identity_key)).keys == own.keys
+        # Another test may have rotated it: any current version will do.
+        assert (await VersionedKeys.load(audit, tests_key)).current_key

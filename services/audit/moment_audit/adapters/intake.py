@@ -10,12 +10,14 @@ raises while decoding one record may escape the loop over the poll.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from moment_audit.service.ingest import Incoming
+from moment_audit.service.producers import UnauthenticatedProducer
 from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.catalogue import TOPIC_MESSAGES
@@ -25,17 +27,21 @@ from moment_messaging.deadletter import check_envelope, validate_body
 
 Record: TypeAlias = "ConsumerRecord[Any, Any]"
 Rejected: TypeAlias = "list[tuple[Record, BaseException]]"
+# Proves a known producer wrote the record (ProducerGate.check); raises UnauthenticatedProducer.
+ProducerCheck: TypeAlias = "Callable[[Record], None]"
 
 ACCEPTED = frozenset(m.ce_type for m in TOPIC_MESSAGES[topics.AUDIT_EVENTS])
 
 
-def check_one(record: Record, max_bytes: int) -> Incoming:
-    """One record as an event to store; raises DecodeError or ValidationError, nothing else."""
+def check_one(record: Record, max_bytes: int, proven: ProducerCheck) -> Incoming:
+    """One record as an event to store; raises DecodeError, ValidationError or
+    UnauthenticatedProducer, nothing else. The producer is proven before the body is parsed."""
     try:
         envelope = check_envelope(record, ACCEPTED, max_bytes)
+        proven(record)
         # check_record's JSON check and the schema's in one parse of the body.
         event = validate_body(PersonalDataAccessed, envelope)
-    except (DecodeError, ValidationError):
+    except (DecodeError, ValidationError, UnauthenticatedProducer):
         raise
     except RecursionError:
         # json's parser recurses once per level: a deeply nested body exhausts the stack.
@@ -52,7 +58,7 @@ def _unreadable(record: Record, exc: Exception) -> str:
 
 
 def decode(
-    records: tuple[Record, ...], config: KafkaConfig
+    records: tuple[Record, ...], config: KafkaConfig, proven: ProducerCheck
 ) -> tuple[list[Incoming], list[Record], Rejected]:
     """The events that pass every check, the records they came from, and the others with why."""
     items: list[Incoming] = []
@@ -60,8 +66,8 @@ def decode(
     rejected: Rejected = []
     for record in records:
         try:
-            items.append(check_one(record, config.max_message_bytes))
-        except (DecodeError, ValidationError) as exc:
+            items.append(check_one(record, config.max_message_bytes, proven))
+        except (DecodeError, ValidationError, UnauthenticatedProducer) as exc:
             rejected.append((dead_letterable(record), exc))
             continue
         sources.append(record)

@@ -4,7 +4,9 @@ audit.events is consumed in batches: each poll hands over whatever has arrived (
 `INGEST_BATCH` records), stored in one transaction per partition; the offsets are committed after
 the last of those commits. Each record is checked on its own, and one that is malformed, of an
 unknown type, breaks the schema or is refused by the database goes to audit.events.dlq with its
-reason while the rest of the batch is stored.
+reason while the rest of the batch is stored. So does one that does not prove a known producer
+wrote it (service/producers.py), checked before its body is parsed and before anything is chained;
+each poll with such records raises a `forged-producer` alert.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from moment_audit.adapters.intake import decode
 from moment_audit.adapters.orm import metadata, revocations
 from moment_audit.domain.rules import DetectionEngine
 from moment_audit.service.ingest import ingest_batch
+from moment_audit.service.producers import ProducerGate
 from moment_audit.service.queries import AccessQueryHandler
 from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
@@ -52,8 +55,11 @@ def register_handlers(
     uow_factory: Callable[[], SqlUnitOfWork],
     engine: DetectionEngine | None = None,
     queries: Callable[[], AccessQueryHandler] | None = None,
+    *,
+    gate: Callable[[], ProducerGate],
 ) -> None:
-    """`queries` is called per request, so the broker can be built (and documented) first."""
+    """`queries` and `gate` are called per request or poll, so the broker can be built (and
+    documented) first."""
     events = subscribe_batch(
         broker, topics.AUDIT_EVENTS, group_id=GROUP_ID, config=config, max_records=INGEST_BATCH
     )
@@ -67,9 +73,10 @@ def register_handlers(
         msg: KafkaMessage,
     ) -> None:
         """Store each access record once, chained; offsets are committed after the database."""
-        items, sources, rejected = decode(records_of(msg), config)
+        items, sources, rejected = decode(records_of(msg), config, gate().check)
         ingested = await ingest_batch(uow_factory, items, engine)
         rejected += [(sources[i], refusal(exc)) for i, exc in ingested.refused.items()]
+        await gate().report(rejected)
         if rejected:
             raise RejectedRecords(rejected)
 

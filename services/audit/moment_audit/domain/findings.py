@@ -8,10 +8,13 @@ outbox) and consumers that de-duplicate by id see it once whatever happens.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
-from moment_audit.domain.rules import ALERT_NAMESPACE, Rule
+from moment_audit.domain.rules import ALERT_NAMESPACE, Rule, alert_id
 from moment_contracts.alerts import AlertRaised, Severity
 
 
@@ -42,6 +45,33 @@ def finding_alert(
         last_seen=_utc(last_seen),
         detail=detail[:200],
         alert_id=finding_id(rule.value, key),
+    )
+
+
+# What a source may look like to be quoted in an alert (a URI-ish code); anything else is "?".
+_SOURCE = re.compile(r"[A-Za-z0-9/._:~-]{1,80}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def forged_producer_alert(
+    source: str, codes: Iterable[str], count: int, at: datetime, window_s: int
+) -> AlertRaised:
+    """Records on audit.events that did not prove a known producer wrote them. One id per source
+    (as written, hashed) per fixed window, so a flood raises one alert, not one per record."""
+    at = _utc(at)
+    window = timedelta(seconds=window_s)
+    start = _EPOCH + (at - _EPOCH) // window * window
+    key = hashlib.sha256(source.encode(errors="replace")).hexdigest()
+    return AlertRaised(
+        rule=Rule.FORGED_PRODUCER.value,
+        severity="high",
+        source_ref=source if _SOURCE.fullmatch(source) else "?",
+        window_s=window_s,
+        count=count,
+        first_seen=at,
+        last_seen=at,
+        detail=f"audit events refused, producer not proven: {','.join(sorted(set(codes)))}"[:200],
+        alert_id=alert_id(Rule.FORGED_PRODUCER.value, key, start),
     )
 
 

@@ -34,6 +34,7 @@ class Rule(StrEnum):
     RECOVERY_ABUSE = "recovery-abuse"
     GAP = "gap"
     VERIFICATION_FAILED = "verification-failed"
+    FORGED_PRODUCER = "forged-producer"
 
 
 class RulesConfig(BaseModel):

@@ -53,7 +53,9 @@ TAIL_POLL_S = 0.5
 
 
 def _document_handlers(broker: KafkaBroker, config: KafkaConfig) -> None:
-    register_handlers(broker, config, not_at_docs_time, queries=not_at_docs_time)
+    register_handlers(
+        broker, config, not_at_docs_time, queries=not_at_docs_time, gate=not_at_docs_time
+    )
     register_revocations(broker, config, not_at_docs_time)
 
 

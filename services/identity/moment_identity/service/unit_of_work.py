@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from moment_contracts import topics
@@ -15,6 +15,7 @@ from moment_contracts.envelope import Envelope
 from moment_identity.adapters.orm import messaging, metadata
 from moment_identity.adapters.repositories import SqlUserRepository
 from moment_identity.adapters.sequences import take_sequence
+from moment_identity.domain.errors import IdentityError
 from moment_messaging.outbox import OutboxMessage, add_to_outbox
 from moment_persistence.unit_of_work import SessionSource, SqlUnitOfWork
 from moment_telemetry.tracing import current_traceparent, trace_id_of
@@ -22,6 +23,21 @@ from moment_telemetry.tracing import current_traceparent, trace_id_of
 SOURCE = "/moment/identity"
 # What an audit record (and identity's own tables) can hold of a request id as it came.
 _PLAIN_REQUEST_ID = re.compile(r"[!-~]{1,128}")
+# The producer MAC headers for an audit envelope (moment_crypto.producer_mac), with identity's key.
+AuditSigner = Callable[[Envelope], dict[str, str]]
+
+
+class AuditNotSigned(IdentityError):
+    """An audit event was about to be written without identity's producer key: audit would refuse
+    it, so the change that needs it must not happen either."""
+
+
+def signed_audit(sign: AuditSigner | None, envelope: Envelope) -> Envelope:
+    """The envelope with its producer MAC, made when the event is created: the outbox relay and
+    the broker only carry it."""
+    if sign is None:
+        raise AuditNotSigned("no producer key to sign the audit event with")
+    return replace(envelope, extra={**envelope.extra, **sign(envelope)})
 
 
 @dataclass(frozen=True)
@@ -30,9 +46,15 @@ class _PendingAudit:
 
 
 class IdentityUnitOfWork(SqlUnitOfWork):
-    def __init__(self, source: SessionSource, on_commit: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        source: SessionSource,
+        on_commit: Callable[[], None] = lambda: None,
+        sign: AuditSigner | None = None,
+    ) -> None:
         super().__init__(source, metadata=metadata)
         self._on_commit = on_commit
+        self.sign = sign
 
     @property
     def users(self) -> SqlUserRepository:
@@ -60,6 +82,7 @@ class IdentityUnitOfWork(SqlUnitOfWork):
                 event = item.event.model_copy(update={"producer_seq": seq})
                 seq += 1
                 envelope = Envelope.of(event, source=SOURCE, subject=event.subject_id)
+                envelope = signed_audit(self.sign, envelope)
                 messages.append(OutboxMessage(topics.AUDIT_EVENTS, envelope))
             elif isinstance(item, OutboxMessage):
                 messages.append(item)
