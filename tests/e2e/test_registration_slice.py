@@ -20,7 +20,7 @@ from moment_consent.adapters.orm import subjects
 from moment_contracts import topics
 from moment_contracts.identity import RegistrationFields
 from moment_identity.adapters.orm import users
-from tests.support.kafka import header, read_topic
+from tests.support.kafka import header, read_topic, record_bytes
 from tests.support.suite import Suite
 
 CANARY = RegistrationFields(
@@ -108,9 +108,7 @@ async def test_no_personal_value_on_any_topic_or_in_the_logs(
             suite.kafka.bootstrap_servers, topic, expect=10**6, timeout_s=1.5
         )
         assert records, topic
-        blob = b"".join(r.value or b"" for r in records) + b"".join(
-            v for r in records for _, v in r.headers
-        )
+        blob = b"".join(record_bytes(r) for r in records)
         for value in [*CANARY_VALUES, fields.username, fields.email]:
             assert value.encode() not in blob, f"plaintext found on {topic}"
     assert caplog.records, "the services log while they work"

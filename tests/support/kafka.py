@@ -91,7 +91,19 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
 
 
 def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
+    """The header's value as text; None when absent or null (poison tests leave such records on
+    the shared topics)."""
     for key, value in record.headers:
         if key == name:
-            return value.decode()
+            return None if value is None else value.decode("utf-8", "replace")
     return None
+
+
+def record_bytes(record: ConsumerRecord[bytes, bytes]) -> bytes:
+    """Everything a record carries, for scanning it for planted values: key, value, and every
+    header's name and value (a null value counts as empty)."""
+    headers = b"".join(
+        (name.encode() if isinstance(name, str) else bytes(name)) + (value or b"")
+        for name, value in record.headers
+    )
+    return (record.key or b"") + (record.value or b"") + headers

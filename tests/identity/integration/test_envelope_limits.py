@@ -2,7 +2,7 @@
 read, as an attacker with a Kafka client would send them. At the limit the request is processed
 normally: answered, the attempt counted and audited. One past it, it is refused before any work:
 a typed `malformed` reply (when the reply topic is well formed), a dead letter with the reason,
-no audit record and no counter change."""
+no counter change, and one audit record of the refused attempt (outcome `failure`, no subject)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from moment_contracts.identity import Login
 from moment_contracts.profile import ReadPersonalData
 from moment_contracts.recovery import AnswerRecovery
 from moment_identity.adapters.orm import auth_throttle
+from moment_identity.service.unit_of_work import request_ref
 from tests.identity.integration.test_login import register
 from tests.identity.integration.test_reads import customer_token
 from tests.identity.integration.test_recovery import registered
@@ -62,6 +63,10 @@ def tampered(requests: RequestClient, ce_type: str, changes: dict[str, str]) -> 
     producer = requests._producer
     assert producer is not None
     original = producer.send_and_wait
+    # A box is bound to its request's source: the client seals for the source it will send.
+    source = requests.config.source
+    if "ce_source" in changes:
+        requests.config.source = changes["ce_source"]
 
     async def send(topic: str, value: bytes, *, key: Any = None, headers: Any = ()) -> Any:
         found = dict(headers)
@@ -78,6 +83,7 @@ def tampered(requests: RequestClient, ce_type: str, changes: dict[str, str]) -> 
         yield
     finally:
         producer.send_and_wait = original
+        requests.config.source = source
 
 
 async def _failures(suite: Suite) -> int:
@@ -188,6 +194,8 @@ async def test_each_attribute_past_its_limit_is_refused_before_any_work(
     ce_type, attempt, throttled = await _flow(flow, identity_client)
     request_id = str(uuid.uuid4())
     value = PAST_ONLY.get(name) or AT_LIMIT[name] + "x"
+    if name == "ce_id":  # unique, so this attempt's audit record is told from the other flows'
+        value = value[:-33] + uuid.uuid4().hex + "x"
     changes = {name: value, "x-probe": request_id}
     before = await _failures(suite)
     with tampered(requests_client, ce_type, changes):
@@ -204,6 +212,13 @@ async def test_each_attribute_past_its_limit_is_refused_before_any_work(
     follow_up = str(uuid.uuid4())
     await _outcome(attempt(follow_up))
     assert await _audited(suite, follow_up)
-    assert await stored_audit(suite, audit_records.c.request_id == request_id, attempts=1) == []
+    # The refused attempt is on record as refused, before any work: no subject was established.
+    # A type past its limit names no action on personal data, so there is nothing to audit.
+    if name == "ce_type":
+        assert await stored_audit(suite, audit_records.c.request_id == request_id, attempts=1) == []
+    else:
+        ref = request_ref(value) if name == "ce_id" else request_id
+        (refused,) = await stored_audit(suite, audit_records.c.request_id == ref, expect=1)
+        assert (refused["outcome"], refused["subject_id"]) == ("failure", "unknown")
     if throttled:
         assert await _failures(suite) > before

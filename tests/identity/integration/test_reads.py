@@ -23,7 +23,7 @@ from moment_identity.adapters.orm import staff_accounts, users
 from moment_messaging.producer import ResilientProducer
 from tests.identity.integration.test_login import PASSWORD, register
 from tests.support.audit_store import of, stored_audit
-from tests.support.kafka import read_topic
+from tests.support.kafka import read_topic, record_bytes
 from tests.support.netfault import TcpProxy
 from tests.support.suite import Suite
 
@@ -119,7 +119,7 @@ async def test_values_never_cross_kafka_in_clear(
     await identity_client.read(token, subject_id, ["name", "email"])
     for topic in (topics.IDENTITY_COMMANDS, topics.AUDIT_EVENTS, topics.IDENTITY_EVENTS):
         records = await read_topic(suite.kafka.bootstrap_servers, topic, expect=10**6, timeout_s=1)
-        blob = b"".join((r.value or b"") + b"".join(v for _, v in r.headers) for r in records)
+        blob = b"".join(record_bytes(r) for r in records)
         assert b"Canary Reader 9c1" not in blob
         assert f"{tag}@example.test".encode() not in blob
         assert token.encode() not in blob, "bearer tokens travel sealed"

@@ -34,7 +34,7 @@ from moment_identity.service.handlers import IdentityHandlers
 from moment_identity.service.recovery import DECOY_QUESTIONS, CodeChannel
 from tests.identity.integration.test_login import PASSWORD, login_error, register
 from tests.support.audit_store import stored_audit
-from tests.support.kafka import header, read_topic
+from tests.support.kafka import header, read_topic, record_bytes
 from tests.support.suite import Suite
 
 QUESTION = "ما اسم أول مدرسة درست فيها؟"
@@ -335,8 +335,6 @@ async def test_no_question_answer_code_or_password_on_any_topic(
             suite.kafka.bootstrap_servers, topic, expect=10**6, timeout_s=1.5
         )
         assert records, topic
-        blob = b"".join(r.value or b"" for r in records) + b"".join(
-            v for r in records for _, v in r.headers
-        )
+        blob = b"".join(record_bytes(r) for r in records)
         for value in secrets:
             assert value.encode() not in blob, f"plaintext found on {topic}"
