@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import pytest
 from aiokafka.structs import ConsumerRecord
 
+from moment_audit.adapters.orm import audit_records
 from moment_client.client import RequestClient
 from moment_client.errors import ServiceError
 from moment_client.identity import IdentityClient, one_time_key
@@ -28,6 +29,7 @@ from moment_contracts.sealed import public_key_from_text, seal
 from moment_identity.adapters.reply_macs import ReplyMacs
 from tests.identity.integration.test_login import PASSWORD, register
 from tests.identity.integration.test_reads import customer_token
+from tests.support.audit_store import stored_audit
 from tests.support.kafka import header, read_topic
 from tests.support.produce import publish
 from tests.support.suite import Suite
@@ -322,3 +324,7 @@ async def test_a_request_id_squatted_with_the_victims_reply_key_never_answers_th
             timeout_s=DEADLINE_S,
         )
     assert caught.value.code == ErrorCode.REPLAYED_REQUEST
+    denied = await stored_audit(
+        suite, audit_records.c.request_id == request_id, audit_records.c.outcome == "denied"
+    )
+    assert [(r["action"], r["outcome"]) for r in denied] == [("login", "denied")]
