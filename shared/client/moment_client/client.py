@@ -19,7 +19,12 @@ from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, Field, ValidationError
 
 from moment_client.admin import create_topics
-from moment_client.errors import RequestTimeout, ServiceError, UnexpectedReply
+from moment_client.errors import (
+    MomentClientError,
+    RequestTimeout,
+    ServiceError,
+    UnexpectedReply,
+)
 from moment_client.reader import ReplyReader
 from moment_client.reply_check import ReplyCheck
 from moment_contracts.base import Contract
@@ -44,6 +49,7 @@ class _Pending:
     replies: asyncio.Queue[tuple[Envelope, bool | None]] = field(default_factory=asyncio.Queue)
     held: int = 0
     answered: bool = False
+    waiter: asyncio.Future[Envelope] | None = None
 
 
 class ClientConfig(BaseModel):
@@ -113,7 +119,9 @@ class RequestClient:
             if part is not None:
                 with contextlib.suppress(Exception):
                     await part.stop()
-        self._pending.clear()
+        for pending in self._pending.values():
+            if pending.waiter is not None:
+                pending.waiter.cancel()
 
     async def request(
         self,
@@ -146,7 +154,8 @@ class RequestClient:
                 await self._producer.send_and_wait(
                     topic, envelope.data, key=envelope.key, headers=envelope.headers()
                 )
-                reply = await asyncio.wait_for(self._authentic(pending), timeout)
+                pending.waiter = asyncio.ensure_future(self._authentic(pending))
+                reply = await asyncio.wait_for(pending.waiter, timeout)
             except TimeoutError:
                 raise RequestTimeout(topic, timeout, request_id) from None
             finally:
@@ -175,7 +184,9 @@ class RequestClient:
             if verdict is None and pending.check is not None:
                 if not learnt:
                     learnt = True
-                    await pending.check.learn()
+                    # Failing to learn the key leaves the reply unproven: dropped like a forgery.
+                    with contextlib.suppress(MomentClientError):
+                        await pending.check.learn()
                 verdict = pending.check.verdict(pending.request, reply)
             if verdict:
                 return reply

@@ -23,7 +23,12 @@ from moment_contracts.base import Contract
 from moment_contracts.envelope import CORRELATION_ID, REPLY_TO, Envelope, from_kafka
 from moment_contracts.errors import ErrorCode, ErrorReply
 from moment_contracts.identity import Login, LoginFields, LoginSucceeded, Session
-from moment_contracts.profile import PersonalData, PersonalDataValues, ReadPersonalData
+from moment_contracts.profile import (
+    ErasePersonalData,
+    PersonalData,
+    PersonalDataValues,
+    ReadPersonalData,
+)
 from moment_contracts.reply_mac import REPLY_KID, REPLY_MAC
 from moment_contracts.sealed import public_key_from_text, seal
 from moment_identity.adapters.reply_macs import ReplyMacs
@@ -40,24 +45,32 @@ DEADLINE_S = 60.0
 
 
 class Held:
-    """Identity's replies to the requests in `ids` wait until `gate` is set."""
+    """Identity's replies to the requests in `ids` are sent only once `gate` is set."""
 
     def __init__(self) -> None:
         self.ids: set[str] = set()
         self.gate = asyncio.Event()
+        self.sending: list[asyncio.Future[bool]] = []
 
 
 @pytest.fixture
 async def held(suite: Suite) -> AsyncIterator[Held]:
-    """So the attacker's forgery surely arrives before identity's answer."""
+    """So the attacker's forgery surely arrives before identity's answer. The reply is held
+    aside, not in the handler: identity goes on serving other requests (the client's
+    GetSealingKey) meanwhile."""
     replier = suite.identity.core.replier
     holding = Held()
     send = replier.send_envelope
 
-    async def held_send(request: Envelope, reply: Envelope, **kw: Any) -> bool:
-        if request.id in holding.ids:
-            await asyncio.wait_for(holding.gate.wait(), DEADLINE_S)
-        return await send(request, reply, **kw)
+    async def later(request: Envelope, reply: Envelope) -> bool:
+        await asyncio.wait_for(holding.gate.wait(), DEADLINE_S)
+        return await send(request, reply)
+
+    async def held_send(request: Envelope, reply: Envelope) -> bool:
+        if request.id not in holding.ids:
+            return await send(request, reply)
+        holding.sending.append(asyncio.ensure_future(later(request, reply)))
+        return True
 
     replier.send_envelope = held_send  # type: ignore[method-assign]
     try:
@@ -65,6 +78,7 @@ async def held(suite: Suite) -> AsyncIterator[Held]:
     finally:
         holding.gate.set()
         del replier.send_envelope
+        await asyncio.gather(*holding.sending, return_exceptions=True)
 
 
 async def request_on_the_wire(suite: Suite, request_id: str, model: type[M]) -> tuple[M, Envelope]:
@@ -186,7 +200,13 @@ async def test_a_forged_read_reply_and_a_forged_error_are_dropped(
         # No MAC at all, as a client that never checked would accept.
         return Envelope.of(ErrorReply.of(ErrorCode.ACCESS_DENIED), source="/identity")
 
-    for forger in (forge, forge_error):
+    def forge_unknown_key(body: ReadPersonalData) -> Envelope:
+        # Naming a key the client doesn't know: it fetches identity's current key, then drops it.
+        forged = forge(body)
+        extra = {REPLY_MAC: "A" * 43, REPLY_KID: "0123456789abcdef"}
+        return Envelope(type=forged.type, source=forged.source, data=forged.data, extra=extra)
+
+    for forger in (forge, forge_error, forge_unknown_key):
         held.gate.clear()
         request_id = str(uuid.uuid4())
         call = identity_client.read(token, subject_id, ["name"], request_id=request_id)
@@ -194,6 +214,21 @@ async def test_a_forged_read_reply_and_a_forged_error_are_dropped(
             suite, requests_client, held, call, request_id, ReadPersonalData, forger
         )
         assert values == {"name": "Real Name"}
+
+
+async def test_an_erasure_reply_made_with_the_rotated_key_is_taken(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    """Erasure rotates the key the request was sealed to away before the reply is sent: the MAC
+    is made with the new key, which the client fetches (endorsed) to check it."""
+    subject_id, tag = await register(identity_client)
+    token = await customer_token(identity_client, tag)
+    request_id = str(uuid.uuid4())
+    await identity_client.erase(token, subject_id, request_id=request_id)
+    body, request = await request_on_the_wire(suite, request_id, ErasePersonalData)
+    reply = await reply_record(suite, request.extra[REPLY_TO], request.extra[CORRELATION_ID])
+    assert header(reply, REPLY_MAC)
+    assert header(reply, REPLY_KID) != body.sealed_credentials.kid
 
 
 async def genuine_reply(suite: Suite, request: Envelope, reply: Contract) -> Envelope:
