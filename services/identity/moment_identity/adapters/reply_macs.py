@@ -43,10 +43,13 @@ class ReplyMacs:
         except ValueError:
             return {}
         private = self._opener.replying_key(_box_kid(body))
+        try:
+            key = identity_mac_key(private, public)
+        except ValueError:
+            # A low-order point: no shared secret, so no MAC (only its own sender sent it).
+            return {}
         answered = Answered.of(request.id, request.source, request.type, request.data)
-        mac = reply_mac(
-            identity_mac_key(private, public), answered, reply.type, correlation_id, reply.data
-        )
+        mac = reply_mac(key, answered, reply.type, correlation_id, reply.data)
         return {REPLY_MAC: mac, REPLY_KID: key_id(private.public_key())}
 
 
