@@ -88,6 +88,7 @@ from moment_contracts.sealed import (
 
 P = ParamSpec("P")
 R = TypeVar("R")
+C = TypeVar("C", bound=Contract)
 
 
 def _reseals(
@@ -158,6 +159,18 @@ class IdentityClient:
         self.forget_sealing_key()
         return await self.sealing_key()
 
+    async def _ask(
+        self, request: Contract, expect: type[C], request_id: str, reply_key: X25519PrivateKey
+    ) -> C:
+        """Send `request` and take only identity's authenticated reply to it."""
+        return await self._requests.request(
+            topics.IDENTITY_COMMANDS,
+            request,
+            expect,
+            request_id=request_id,
+            check=await self.reply_check(reply_key),
+        )
+
     async def reply_check(self, reply_key: X25519PrivateKey) -> ReplyMacCheck:
         """Accepts only identity's replies to the request naming `reply_key`, sealed to the
         current sealing key (`moment_contracts.reply_mac`)."""
@@ -185,12 +198,11 @@ class IdentityClient:
         request_id = request_id or new_request_id()
         reply_key, reply_text = one_time_key()
         bound = self.binding(Login.ce_type, request_id, "sealed", reply_key=reply_text)
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS,
+        reply = await self._ask(
             Login(sealed=await self.seal_fields(fields, bound), reply_key=reply_text),
             LoginSucceeded,
-            request_id=request_id,
-            check=await self.reply_check(reply_key),
+            request_id,
+            reply_key,
         )
         session = open_box(reply.sealed_session, reply_key, LoginSucceeded.ce_type)
         return reply.subject_id, Session.model_validate_json(session)
@@ -218,13 +230,7 @@ class IdentityClient:
             sealed_credentials=await self.seal_credentials(token, bound),
             reply_key=reply_text,
         )
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS,
-            request,
-            PersonalData,
-            request_id=request_id,
-            check=await self.reply_check(reply_key),
-        )
+        reply = await self._ask(request, PersonalData, request_id, reply_key)
         values = open_box(reply.sealed_values, reply_key, PersonalData.ce_type)
         return PersonalDataValues.model_validate_json(values).values
 
@@ -254,13 +260,7 @@ class IdentityClient:
             sealed_changes=sealed_changes,
             reply_key=reply_text,
         )
-        return await self._requests.request(
-            topics.IDENTITY_COMMANDS,
-            request,
-            PersonalDataUpdated,
-            request_id=request_id,
-            check=await self.reply_check(reply_key),
-        )
+        return await self._ask(request, PersonalDataUpdated, request_id, reply_key)
 
     @_reseals
     async def export(
@@ -277,13 +277,7 @@ class IdentityClient:
             sealed_credentials=await self.seal_credentials(token, bound),
             reply_key=reply_text,
         )
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS,
-            request,
-            PersonalDataExport,
-            request_id=request_id,
-            check=await self.reply_check(reply_key),
-        )
+        reply = await self._ask(request, PersonalDataExport, request_id, reply_key)
         document = open_box(reply.sealed_export, reply_key, PersonalDataExport.ce_type)
         return ExportDocument.model_validate_json(document)
 
@@ -301,13 +295,7 @@ class IdentityClient:
             sealed_credentials=await self.seal_credentials(token, bound),
             reply_key=reply_text,
         )
-        return await self._requests.request(
-            topics.IDENTITY_COMMANDS,
-            request,
-            ErasureCompleted,
-            request_id=request_id,
-            check=await self.reply_check(reply_key),
-        )
+        return await self._ask(request, ErasureCompleted, request_id, reply_key)
 
     @_reseals
     async def record_guardian_consent(
@@ -324,13 +312,7 @@ class IdentityClient:
             sealed_credentials=await self.seal_credentials(token, bound),
             reply_key=reply_text,
         )
-        return await self._requests.request(
-            topics.IDENTITY_COMMANDS,
-            request,
-            GuardianConsentRecorded,
-            request_id=request_id,
-            check=await self.reply_check(reply_key),
-        )
+        return await self._ask(request, GuardianConsentRecorded, request_id, reply_key)
 
     def binding(
         self,
@@ -370,12 +352,11 @@ class IdentityClient:
         sealed = await self.seal_fields(
             fields, self.binding(RegisterUser.ce_type, request_id, "sealed", reply_key=reply_text)
         )
-        return await self._requests.request(
-            topics.IDENTITY_COMMANDS,
+        return await self._ask(
             RegisterUser(locale=locale, sealed=sealed, reply_key=reply_text),
             RegistrationAccepted,
-            request_id=request_id,
-            check=await self.reply_check(reply_key),
+            request_id,
+            reply_key,
         )
 
     @_reseals
@@ -396,13 +377,7 @@ class IdentityClient:
         request = StartRecovery(
             locale=locale, sealed=await self.seal_fields(fields, bound), reply_key=reply_text
         )
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS,
-            request,
-            RecoveryChallenge,
-            request_id=request_id,
-            check=await self.reply_check(reply_key),
-        )
+        reply = await self._ask(request, RecoveryChallenge, request_id, reply_key)
         question = open_box(reply.sealed_question, reply_key, RecoveryChallenge.ce_type)
         return RecoveryQuestion.model_validate_json(question)
 
@@ -430,12 +405,11 @@ class IdentityClient:
         reply_key, reply_text = one_time_key()
         bound = self.binding(AnswerRecovery.ce_type, request_id, "sealed", reply_key=reply_text)
         sealed = await self.seal_fields(fields, bound)
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS,
+        reply = await self._ask(
             AnswerRecovery(sealed=sealed, reply_key=reply_text),
             RecoveryCompleted,
-            request_id=request_id,
-            check=await self.reply_check(reply_key),
+            request_id,
+            reply_key,
         )
         return reply.subject_id
 
@@ -449,12 +423,11 @@ class IdentityClient:
         request_id = request_id or new_request_id()
         reply_key, reply_text = one_time_key()
         bound = self.binding(StaffLogin.ce_type, request_id, "sealed", reply_key=reply_text)
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS,
+        reply = await self._ask(
             StaffLogin(sealed=await self.seal_fields(fields, bound), reply_key=reply_text),
             StaffLoginSucceeded,
-            request_id=request_id,
-            check=await self.reply_check(reply_key),
+            request_id,
+            reply_key,
         )
         session = open_box(reply.sealed_session, reply_key, StaffLoginSucceeded.ce_type)
         return reply.staff_id, tuple(reply.roles), Session.model_validate_json(session)
@@ -468,12 +441,11 @@ class IdentityClient:
         request_id = request_id or new_request_id()
         reply_key, reply_text = one_time_key()
         bound = self.binding(ServiceLogin.ce_type, request_id, "sealed", reply_key=reply_text)
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS,
+        reply = await self._ask(
             ServiceLogin(sealed=await self.seal_fields(fields, bound), reply_key=reply_text),
             ServiceLoginSucceeded,
-            request_id=request_id,
-            check=await self.reply_check(reply_key),
+            request_id,
+            reply_key,
         )
         session = open_box(reply.sealed_session, reply_key, ServiceLoginSucceeded.ce_type)
         return Session.model_validate_json(session)
