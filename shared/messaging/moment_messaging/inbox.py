@@ -22,8 +22,8 @@ _DIGEST = "request_digest"
 class StoredReply:
     type: str
     body: bytes
-    # SHA-256 of the body of the request this reply was made for (where the table keeps it): a
-    # stored reply sent again is authenticated for that request, not for whatever reused its id.
+    # SHA-256 of the body of the request this reply was made for (where the table keeps it): the
+    # reply is sent again only for those bytes, never for another request that reused the id.
     request_digest: bytes | None = None
 
 
