@@ -26,6 +26,7 @@ from moment_identity.adapters.endorsement import KeyEndorser
 from moment_identity.adapters.hashing import Argon2Params, SecretHasher
 from moment_identity.adapters.kafka import register_handlers
 from moment_identity.adapters.orm import messaging
+from moment_identity.adapters.reply_macs import ReplyMacs
 from moment_identity.adapters.sealing import SealedInputOpener
 from moment_identity.adapters.sessions import TokenSessionIssuer
 from moment_identity.config import IdentitySettings
@@ -109,6 +110,7 @@ class IdentityService:
         sealing = self.settings.sealing
         refusals = RefusalAudit(self.unit_of_work)
         self.core.policy.on_refused = refusals.dead_lettered
+        self.core.replier.authenticator = ReplyMacs(crypto.opener)
         self._handlers = IdentityHandlers(
             crypto=crypto,
             requests=RequestProcessor(

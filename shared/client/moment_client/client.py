@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -18,8 +19,14 @@ from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, Field, ValidationError
 
 from moment_client.admin import create_topics
-from moment_client.errors import RequestTimeout, ServiceError, UnexpectedReply
+from moment_client.errors import (
+    MomentClientError,
+    RequestTimeout,
+    ServiceError,
+    UnexpectedReply,
+)
 from moment_client.reader import ReplyReader
+from moment_client.reply_check import ReplyCheck
 from moment_contracts.base import Contract
 from moment_contracts.envelope import CORRELATION_ID, REPLY_TO, Envelope
 from moment_contracts.errors import ErrorReply
@@ -27,6 +34,22 @@ from moment_contracts.topics import TopicSpec, reply_topic
 
 T = TypeVar("T", bound=Contract)
 _tracer = trace.get_tracer("moment.client")
+# Replies naming a key the client doesn't know yet, held per request until it has learnt the key;
+# more are dropped, so records written to the reply topic can't grow memory.
+HELD_REPLIES = 4
+
+
+@dataclass
+class _Pending:
+    """A request waiting for its reply. The reader puts each candidate in `replies`: authentic
+    ones (True), and a few it could not judge yet (None)."""
+
+    request: Envelope
+    check: ReplyCheck | None
+    replies: asyncio.Queue[tuple[Envelope, bool | None]] = field(default_factory=asyncio.Queue)
+    held: int = 0
+    answered: bool = False
+    waiter: asyncio.Future[Envelope] | None = None
 
 
 class ClientConfig(BaseModel):
@@ -46,7 +69,7 @@ class RequestClient:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self.reply_topic = reply_topic(config.instance_id)
-        self._pending: dict[str, asyncio.Future[Envelope]] = {}
+        self._pending: dict[str, _Pending] = {}
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -96,8 +119,9 @@ class RequestClient:
             if part is not None:
                 with contextlib.suppress(Exception):
                     await part.stop()
-        for future in self._pending.values():
-            future.cancel()
+        for pending in self._pending.values():
+            if pending.waiter is not None:
+                pending.waiter.cancel()
 
     async def request(
         self,
@@ -108,8 +132,11 @@ class RequestClient:
         subject: str | None = None,
         request_id: str | None = None,
         timeout_s: float | None = None,
+        check: ReplyCheck | None = None,
     ) -> T:
-        """Send `body` and wait for a reply of type `expect`; an error reply raises ServiceError."""
+        """Send `body` and wait for a reply of type `expect`; an error reply raises ServiceError.
+        With `check`, only a reply it finds authentic is taken: others are dropped, and the
+        request goes on waiting for its real reply."""
         if self._producer is None:
             raise RuntimeError("RequestClient.start() was not called")
         request_id = request_id or str(uuid.uuid4())
@@ -121,13 +148,14 @@ class RequestClient:
             envelope = Envelope.of(
                 body, source=self.config.source, subject=subject, id=request_id, extra=extra
             )
-            future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
-            self._pending[correlation_id] = future
+            pending = _Pending(envelope, check)
+            self._pending[correlation_id] = pending
             try:
                 await self._producer.send_and_wait(
                     topic, envelope.data, key=envelope.key, headers=envelope.headers()
                 )
-                reply = await asyncio.wait_for(future, timeout)
+                pending.waiter = asyncio.ensure_future(self._authentic(pending))
+                reply = await asyncio.wait_for(pending.waiter, timeout)
             except TimeoutError:
                 raise RequestTimeout(topic, timeout, request_id) from None
             finally:
@@ -148,12 +176,39 @@ class RequestClient:
             raise UnexpectedReply(f"the {reply.type} reply breaks its schema") from None
         raise ServiceError(error)
 
-    def _deliver(self, correlation_id: str, reply: Envelope) -> bool:
-        """Hand a reply to the request waiting for it; False when none is."""
-        future = self._pending.get(correlation_id)
-        if future is None or future.done():
+    async def _authentic(self, pending: _Pending) -> Envelope:
+        """The first authentic reply; a held one counts once its key is learnt (once)."""
+        learnt = False
+        while True:
+            reply, verdict = await pending.replies.get()
+            if verdict is None and pending.check is not None:
+                if not learnt:
+                    learnt = True
+                    # Failing to learn the key leaves the reply unproven: dropped like a forgery.
+                    with contextlib.suppress(MomentClientError):
+                        await pending.check.learn()
+                verdict = pending.check.verdict(pending.request, reply)
+            if verdict:
+                return reply
+            if self.replies is not None:
+                self.replies.drop("unauthenticated", None, reply.type)
+
+    def _deliver(self, correlation_id: str, reply: Envelope) -> bool | str:
+        """Hand a reply to the request waiting for it; False when none is, the reason to drop it
+        when it fails the request's check."""
+        pending = self._pending.get(correlation_id)
+        if pending is None or pending.answered:
             return False
-        future.set_result(reply)
+        verdict = True if pending.check is None else pending.check.verdict(pending.request, reply)
+        if verdict is False:
+            return "unauthenticated"
+        if verdict is None:
+            if pending.held >= HELD_REPLIES:
+                return "unauthenticated"
+            pending.held += 1
+        else:
+            pending.answered = True
+        pending.replies.put_nowait((reply, verdict))
         return True
 
     def pending(self) -> dict[str, Any]:

@@ -4,6 +4,9 @@ leaves.
 Every box is sealed for the one request that carries it (`moment_contracts.sealed.Binding`): the
 client picks the request id first, so the id, its source, the reply key, the subject and the field
 name are all in the box's associated data, with the time it was sealed.
+
+Every request but `GetSealingKey` names a one-time `reply_key`, and only a reply whose MAC proves
+it is identity's answer to that very request is taken (`moment_client.reply_check`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from moment_client.client import RequestClient
 from moment_client.errors import MomentClientError, ServiceError
+from moment_client.reply_check import ReplyMacCheck
 from moment_contracts import topics
 from moment_contracts.base import Contract
 from moment_contracts.errors import ErrorCode
@@ -84,6 +88,7 @@ from moment_contracts.sealed import (
 
 P = ParamSpec("P")
 R = TypeVar("R")
+C = TypeVar("C", bound=Contract)
 
 
 def _reseals(
@@ -149,6 +154,28 @@ class IdentityClient:
     def forget_sealing_key(self) -> None:
         self._key = None
 
+    async def _current_key(self) -> X25519PublicKey:
+        """Identity's current sealing key, fetched again (and checked against its endorsement)."""
+        self.forget_sealing_key()
+        return await self.sealing_key()
+
+    async def _ask(
+        self, request: Contract, expect: type[C], request_id: str, reply_key: X25519PrivateKey
+    ) -> C:
+        """Send `request` and take only identity's authenticated reply to it."""
+        return await self._requests.request(
+            topics.IDENTITY_COMMANDS,
+            request,
+            expect,
+            request_id=request_id,
+            check=await self.reply_check(reply_key),
+        )
+
+    async def reply_check(self, reply_key: X25519PrivateKey) -> ReplyMacCheck:
+        """Accepts only identity's replies to the request naming `reply_key`, sealed to the
+        current sealing key (`moment_contracts.reply_mac`)."""
+        return ReplyMacCheck(reply_key, await self.sealing_key(), self._current_key)
+
     async def sealing_key(self) -> X25519PublicKey:
         if self._key is None:
             reply = await self._requests.request(
@@ -171,11 +198,11 @@ class IdentityClient:
         request_id = request_id or new_request_id()
         reply_key, reply_text = one_time_key()
         bound = self.binding(Login.ce_type, request_id, "sealed", reply_key=reply_text)
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS,
+        reply = await self._ask(
             Login(sealed=await self.seal_fields(fields, bound), reply_key=reply_text),
             LoginSucceeded,
-            request_id=request_id,
+            request_id,
+            reply_key,
         )
         session = open_box(reply.sealed_session, reply_key, LoginSucceeded.ce_type)
         return reply.subject_id, Session.model_validate_json(session)
@@ -203,9 +230,7 @@ class IdentityClient:
             sealed_credentials=await self.seal_credentials(token, bound),
             reply_key=reply_text,
         )
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS, request, PersonalData, request_id=request_id
-        )
+        reply = await self._ask(request, PersonalData, request_id, reply_key)
         values = open_box(reply.sealed_values, reply_key, PersonalData.ce_type)
         return PersonalDataValues.model_validate_json(values).values
 
@@ -221,7 +246,10 @@ class IdentityClient:
     ) -> PersonalDataUpdated:
         """Rectify fields; the new values travel sealed to identity."""
         request_id = request_id or new_request_id()
-        bound = self.binding(UpdatePersonalData.ce_type, request_id, subject_id=subject_id)
+        reply_key, reply_text = one_time_key()
+        bound = self.binding(
+            UpdatePersonalData.ce_type, request_id, reply_key=reply_text, subject_id=subject_id
+        )
         sealed_changes = await self.seal_fields(
             FieldChanges(values=dict(changes)), replace(bound, field="sealed_changes")
         )
@@ -230,10 +258,9 @@ class IdentityClient:
             purpose=purpose,
             sealed_credentials=await self.seal_credentials(token, bound),
             sealed_changes=sealed_changes,
+            reply_key=reply_text,
         )
-        return await self._requests.request(
-            topics.IDENTITY_COMMANDS, request, PersonalDataUpdated, request_id=request_id
-        )
+        return await self._ask(request, PersonalDataUpdated, request_id, reply_key)
 
     @_reseals
     async def export(
@@ -250,9 +277,7 @@ class IdentityClient:
             sealed_credentials=await self.seal_credentials(token, bound),
             reply_key=reply_text,
         )
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS, request, PersonalDataExport, request_id=request_id
-        )
+        reply = await self._ask(request, PersonalDataExport, request_id, reply_key)
         document = open_box(reply.sealed_export, reply_key, PersonalDataExport.ce_type)
         return ExportDocument.model_validate_json(document)
 
@@ -261,28 +286,33 @@ class IdentityClient:
         self, token: str, subject_id: str, *, request_id: str | None = None
     ) -> ErasureCompleted:
         request_id = request_id or new_request_id()
-        bound = self.binding(ErasePersonalData.ce_type, request_id, subject_id=subject_id)
+        reply_key, reply_text = one_time_key()
+        bound = self.binding(
+            ErasePersonalData.ce_type, request_id, reply_key=reply_text, subject_id=subject_id
+        )
         request = ErasePersonalData(
-            subject_id=subject_id, sealed_credentials=await self.seal_credentials(token, bound)
+            subject_id=subject_id,
+            sealed_credentials=await self.seal_credentials(token, bound),
+            reply_key=reply_text,
         )
-        return await self._requests.request(
-            topics.IDENTITY_COMMANDS, request, ErasureCompleted, request_id=request_id
-        )
+        return await self._ask(request, ErasureCompleted, request_id, reply_key)
 
     @_reseals
     async def record_guardian_consent(
         self, token: str, subject_id: str, evidence_ref: str, *, request_id: str | None = None
     ) -> GuardianConsentRecorded:
         request_id = request_id or new_request_id()
-        bound = self.binding(RecordGuardianConsent.ce_type, request_id, subject_id=subject_id)
+        reply_key, reply_text = one_time_key()
+        bound = self.binding(
+            RecordGuardianConsent.ce_type, request_id, reply_key=reply_text, subject_id=subject_id
+        )
         request = RecordGuardianConsent(
             subject_id=subject_id,
             evidence_ref=evidence_ref,
             sealed_credentials=await self.seal_credentials(token, bound),
+            reply_key=reply_text,
         )
-        return await self._requests.request(
-            topics.IDENTITY_COMMANDS, request, GuardianConsentRecorded, request_id=request_id
-        )
+        return await self._ask(request, GuardianConsentRecorded, request_id, reply_key)
 
     def binding(
         self,
@@ -318,14 +348,15 @@ class IdentityClient:
         self, fields: RegistrationFields, *, locale: Locale = "ar", request_id: str | None = None
     ) -> RegistrationAccepted:
         request_id = request_id or new_request_id()
+        reply_key, reply_text = one_time_key()
         sealed = await self.seal_fields(
-            fields, self.binding(RegisterUser.ce_type, request_id, "sealed")
+            fields, self.binding(RegisterUser.ce_type, request_id, "sealed", reply_key=reply_text)
         )
-        return await self._requests.request(
-            topics.IDENTITY_COMMANDS,
-            RegisterUser(locale=locale, sealed=sealed),
+        return await self._ask(
+            RegisterUser(locale=locale, sealed=sealed, reply_key=reply_text),
             RegistrationAccepted,
-            request_id=request_id,
+            request_id,
+            reply_key,
         )
 
     @_reseals
@@ -346,9 +377,7 @@ class IdentityClient:
         request = StartRecovery(
             locale=locale, sealed=await self.seal_fields(fields, bound), reply_key=reply_text
         )
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS, request, RecoveryChallenge, request_id=request_id
-        )
+        reply = await self._ask(request, RecoveryChallenge, request_id, reply_key)
         question = open_box(reply.sealed_question, reply_key, RecoveryChallenge.ce_type)
         return RecoveryQuestion.model_validate_json(question)
 
@@ -373,13 +402,14 @@ class IdentityClient:
             code=code,
         )
         request_id = request_id or new_request_id()
-        bound = self.binding(AnswerRecovery.ce_type, request_id, "sealed")
+        reply_key, reply_text = one_time_key()
+        bound = self.binding(AnswerRecovery.ce_type, request_id, "sealed", reply_key=reply_text)
         sealed = await self.seal_fields(fields, bound)
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS,
-            AnswerRecovery(sealed=sealed),
+        reply = await self._ask(
+            AnswerRecovery(sealed=sealed, reply_key=reply_text),
             RecoveryCompleted,
-            request_id=request_id,
+            request_id,
+            reply_key,
         )
         return reply.subject_id
 
@@ -393,11 +423,11 @@ class IdentityClient:
         request_id = request_id or new_request_id()
         reply_key, reply_text = one_time_key()
         bound = self.binding(StaffLogin.ce_type, request_id, "sealed", reply_key=reply_text)
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS,
+        reply = await self._ask(
             StaffLogin(sealed=await self.seal_fields(fields, bound), reply_key=reply_text),
             StaffLoginSucceeded,
-            request_id=request_id,
+            request_id,
+            reply_key,
         )
         session = open_box(reply.sealed_session, reply_key, StaffLoginSucceeded.ce_type)
         return reply.staff_id, tuple(reply.roles), Session.model_validate_json(session)
@@ -411,11 +441,11 @@ class IdentityClient:
         request_id = request_id or new_request_id()
         reply_key, reply_text = one_time_key()
         bound = self.binding(ServiceLogin.ce_type, request_id, "sealed", reply_key=reply_text)
-        reply = await self._requests.request(
-            topics.IDENTITY_COMMANDS,
+        reply = await self._ask(
             ServiceLogin(sealed=await self.seal_fields(fields, bound), reply_key=reply_text),
             ServiceLoginSucceeded,
-            request_id=request_id,
+            request_id,
+            reply_key,
         )
         session = open_box(reply.sealed_session, reply_key, ServiceLoginSucceeded.ce_type)
         return Session.model_validate_json(session)

@@ -34,14 +34,15 @@ RETRY_S = 0.1
 
 
 class ReplyReader:
-    """Hands each reply to `deliver(correlation_id, envelope)`; drops everything else."""
+    """Hands each reply to `deliver(correlation_id, envelope)`, which answers True when it took
+    it, False when no request waits for it, or the reason it refused it; drops everything else."""
 
     def __init__(
         self,
         consumer: AIOKafkaConsumer,
         partition: TopicPartition,
         max_bytes: int,
-        deliver: Callable[[str, Envelope], bool],
+        deliver: Callable[[str, Envelope], bool | str],
     ) -> None:
         self._consumer = consumer
         self._partition = partition
@@ -108,7 +109,13 @@ class ReplyReader:
         except Exception as exc:  # noqa: BLE001 - whatever the headers hold
             self.drop("malformed", record.offset, type(exc).__name__)
             return
-        if not correlation_id or not self._deliver(correlation_id, envelope):
+        outcome = self._deliver(correlation_id, envelope) if correlation_id else False
+        if outcome is True:
+            return
+        if isinstance(outcome, str):
+            # Claims to answer a pending request but fails its check (a forged reply).
+            self.drop(outcome, record.offset, None)
+        else:
             # Also a reply that came after its request timed out: routine, not an attack.
             self.drop("unmatched", record.offset, None)
 

@@ -52,6 +52,9 @@ class RegisterUser(Contract):
 
     locale: Locale = "ar"
     sealed: SealedBox
+    reply_key: PublicKeyText | None = Field(
+        default=None, description="X25519 key the reply's MAC is made for (optional)"
+    )
 
 
 class RegistrationAccepted(Contract):
@@ -117,6 +120,9 @@ class RecordGuardianConsent(Contract):
         min_length=1, max_length=128, description="where the proof is kept, e.g. a case number"
     )
     sealed_credentials: SealedBox
+    reply_key: PublicKeyText | None = Field(
+        default=None, description="X25519 key the reply's MAC is made for (optional)"
+    )
 
 
 class GuardianConsentRecorded(Contract):

@@ -74,6 +74,9 @@ class UpdatePersonalData(Contract):
     purpose: Purpose | None = None
     sealed_credentials: SealedBox
     sealed_changes: SealedBox
+    reply_key: PublicKeyText | None = Field(
+        default=None, description="X25519 key the reply's MAC is made for (optional)"
+    )
 
 
 class PersonalDataUpdated(Contract):
@@ -128,6 +131,9 @@ class ErasePersonalData(Contract):
 
     subject_id: str = Field(max_length=64)
     sealed_credentials: SealedBox
+    reply_key: PublicKeyText | None = Field(
+        default=None, description="X25519 key the reply's MAC is made for (optional)"
+    )
 
 
 class ErasureCompleted(Contract):

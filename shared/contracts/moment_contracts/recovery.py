@@ -69,6 +69,9 @@ class AnswerRecovery(Contract):
     ce_type: ClassVar[str] = "moment.identity.answer-recovery.v1"
 
     sealed: SealedBox
+    reply_key: PublicKeyText | None = Field(
+        default=None, description="X25519 key the reply's MAC is made for (optional)"
+    )
 
 
 class RecoveryCompleted(Contract):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
+from typing import Protocol
 
 from aiokafka import AIOKafkaClient
 from aiokafka.protocol.metadata import MetadataRequest
@@ -88,11 +90,19 @@ class ReplyTopics:
             await client.close()
 
 
+class ReplyAuthenticator(Protocol):
+    def headers(self, request: Envelope, reply: Envelope, correlation_id: str) -> Mapping[str, str]:
+        """Headers that prove the reply to its requester (none when the request allows none)."""
+        ...
+
+
 class Replier:
     def __init__(self, broker: KafkaBroker, source: str, topics: ReplyTopics) -> None:
         self._broker = broker
         self.source = source
         self.topics = topics
+        # Set by a service whose replies its requesters authenticate (identity's reply MACs).
+        self.authenticator: ReplyAuthenticator | None = None
 
     async def send(self, request: Envelope, body: Contract) -> bool:
         reply = Envelope.of(body, source=self.source, subject=request.subject)
@@ -111,6 +121,8 @@ class Replier:
         correlation_id = request.extra.get(CORRELATION_ID) or request.id
         headers = {name: value.decode() for name, value in reply.headers()}
         headers[CORRELATION_ID] = correlation_id
+        if self.authenticator is not None:
+            headers.update(self.authenticator.headers(request, reply, correlation_id))
         await self._broker.publish(
             reply.data,
             topic=reply_to,

@@ -2,9 +2,10 @@
 reply.
 
 A request is processed inside a unit of work that also records its id and its reply in the inbox. A
-redelivered request (same CloudEvents source and id) gets the stored reply again and changes
-nothing. Errors a caller should see become typed error replies; the rest escape to the dead-letter
-policy after retries.
+redelivered request (same CloudEvents source and id, same body bytes) gets the stored reply again
+and changes nothing; the same id on other bytes is refused `replayed-request`, so a stored reply
+never answers a request it was not made for. Errors a caller should see become typed error
+replies; the rest escape to the dead-letter policy after retries.
 
 What an attempt must leave behind (failure counters, lockouts, the audit record of a refusal) never
 depends on whether its reply can be stored: if the inbox row can't be written for any reason but
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope
 from moment_contracts.errors import ErrorCode, ErrorReply
+from moment_contracts.reply_mac import request_digest
 from moment_messaging.inbox import Inbox, StoredReply
 from moment_messaging.replies import Replier
 from moment_persistence.errors import DatabaseUnavailable, IntegrityViolation
@@ -187,7 +189,11 @@ class RequestProcessor(Generic[U]):
     async def _remember(self, uow: U, request: Envelope, reply: Contract) -> None:
         """Record the request and its reply, and commit; raises ReplyNotStored unless the failure
         is losing the inbox race (IntegrityViolation) or the database being away."""
-        stored = StoredReply(type=reply.ce_type, body=reply.model_dump_json().encode())
+        stored = StoredReply(
+            type=reply.ce_type,
+            body=reply.model_dump_json().encode(),
+            request_digest=request_digest(request.data),
+        )
         try:
             with uow.errors():
                 await self._inbox.record(uow.session, request, stored)
@@ -203,6 +209,15 @@ class RequestProcessor(Generic[U]):
         return seen if isinstance(seen, StoredReply) else None
 
     async def _resend(self, request: Envelope, stored: StoredReply) -> None:
+        if stored.request_digest not in (None, request_digest(request.data)):
+            # The id of a request already served, on other bytes: not a redelivery or a retry
+            # of it (those send the same bytes). Whoever sent it is told, and the stored reply
+            # is not sent for a request it wasn't made for.
+            refusal = ErrorReply.of(ErrorCode.REPLAYED_REQUEST)
+            log.warning("request id reused with another body", extra={"type": request.type})
+            await self._refused(request, refusal)
+            await self._replier.send(request, refusal)
+            return
         log.info("redelivered request answered from the inbox", extra={"type": request.type})
         reply = Envelope(
             type=stored.type, source=self._replier.source, data=stored.body, subject=request.subject

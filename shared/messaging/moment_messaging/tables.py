@@ -33,7 +33,9 @@ class MessagingTables:
     inbox: Table
 
 
-def define_messaging_tables(metadata: MetaData) -> MessagingTables:
+def define_messaging_tables(metadata: MetaData, *, replies: bool = False) -> MessagingTables:
+    """`replies`: the service answers requests from its inbox, and keeps the digest of each
+    request beside its stored reply (see `moment_contracts.reply_mac`)."""
     outbox = Table(
         "outbox",
         metadata,
@@ -63,5 +65,6 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("processed_at", DateTime(timezone=True), nullable=False),
         Column("reply_type", String(128), nullable=True),
         Column("reply", LargeBinary, nullable=True),
+        *([Column("request_digest", LargeBinary(32), nullable=True)] if replies else []),
     )
     return MessagingTables(outbox=outbox, inbox=inbox)

@@ -49,13 +49,27 @@ async def count_users(suite: Suite) -> int:
 
 
 async def test_redelivered_request_gets_the_same_reply_and_writes_once(
-    suite: Suite, identity_client: IdentityClient
+    suite: Suite, identity_client: IdentityClient, requests_client: RequestClient
 ) -> None:
+    """The same bytes again (a redelivery, or a retry resending its request) get the stored
+    reply; the same id on other bytes is refused, never answered with a reply made for others."""
     request_id = str(uuid.uuid4())
     before = await count_users(suite)
     first = await identity_client.register(fields(uuid.uuid4().hex[:8]), request_id=request_id)
-    again = await identity_client.register(fields(uuid.uuid4().hex[:8]), request_id=request_id)
+    sent = await read_topic(
+        suite.kafka.bootstrap_servers,
+        topics.IDENTITY_COMMANDS,
+        where=lambda r: header(r, "ce_id") == request_id,
+        timeout_s=60,
+    )
+    same = RegisterUser.model_validate_json(sent[0].value or b"")
+    again = await requests_client.request(
+        topics.IDENTITY_COMMANDS, same, RegistrationAccepted, request_id=request_id
+    )
     assert again == first
+    with pytest.raises(ServiceError) as caught:
+        await identity_client.register(fields(uuid.uuid4().hex[:8]), request_id=request_id)
+    assert caught.value.code == ErrorCode.REPLAYED_REQUEST
     assert await count_users(suite) == before + 1
 
 

@@ -199,9 +199,12 @@ async def test_erasure_also_shreds_requests_captured_from_kafka(
         topics.IDENTITY_COMMANDS,
         where=lambda r: header(r, "ce_id") == request_id,
     )
-    box = RegisterUser.model_validate_json(captured[0].value or b"").sealed
+    request = RegisterUser.model_validate_json(captured[0].value or b"")
+    box = request.sealed
     opener = suite.identity.handlers().crypto.opener
-    bound = identity_client.binding(RegisterUser.ce_type, request_id, "sealed")
+    bound = identity_client.binding(
+        RegisterUser.ce_type, request_id, "sealed", reply_key=request.reply_key or ""
+    )
     assert b"Kafka Shred Canary" in opener.open(box, bound)
 
     await identity_client.erase(await customer_token(identity_client, tag), accepted.subject_id)

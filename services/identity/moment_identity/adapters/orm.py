@@ -63,7 +63,7 @@ users = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-messaging = define_messaging_tables(metadata)
+messaging = define_messaging_tables(metadata, replies=True)
 
 # Failure counters shared by every identity instance (they all use this database).
 auth_throttle = Table(

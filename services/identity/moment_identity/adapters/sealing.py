@@ -125,6 +125,11 @@ class SealedInputOpener:
         public = self._current.public_key()
         return SealingKey(kid=key_id(public), public_key=public_key_to_text(public))
 
+    def replying_key(self, kid: str | None) -> X25519PrivateKey:
+        """The key a reply MAC is made with: the one the request was sealed to while this
+        instance still holds it, else the current one (the client then fetches it)."""
+        return self._by_kid.get(kid or "", self._current)
+
     def open(self, box: SealedBox, bound: Binding) -> bytes:
         """The plaintext of a request box sealed for exactly this request, within its window."""
         private = self._by_kid.get(box.kid)

@@ -50,7 +50,14 @@ AUDITED_ACTIONS: dict[str, str] = {
     ErasePersonalData.ce_type: "erase",
 }
 # Refusals of who is asking; the rest (bad input, conflicts, outages) are failures.
-DENIALS = frozenset({ErrorCode.UNAUTHORISED, ErrorCode.ACCESS_DENIED, ErrorCode.LOCKED_OUT})
+DENIALS = frozenset(
+    {
+        ErrorCode.UNAUTHORISED,
+        ErrorCode.ACCESS_DENIED,
+        ErrorCode.LOCKED_OUT,
+        ErrorCode.REPLAYED_REQUEST,
+    }
+)
 DENIAL_REASONS = frozenset({"unauthorised"})
 # Field names the service itself writes into an error; anything else is not repeated.
 _FIELD_NAME = re.compile(r"[a-z][a-z_]{0,39}")
