@@ -7,6 +7,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.producer import message_accumulator as accumulator
 from aiokafka.producer import producer as producer_module
 from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+from aiokafka.structs import ConsumerRecord
 
 from moment_contracts.envelope import Envelope
 
@@ -19,6 +20,19 @@ async def publish(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
             await producer.send_and_wait(
                 topic, envelope.data, key=envelope.key, headers=envelope.headers()
             )
+    finally:
+        await producer.stop()
+
+
+async def resend_raw(bootstrap: str, record: ConsumerRecord[bytes, bytes]) -> None:
+    """A captured record again, byte for byte (same key, headers and body), on the same topic of
+    the broker at `bootstrap`."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            record.topic, record.value, key=record.key, headers=list(record.headers)
+        )
     finally:
         await producer.stop()
 

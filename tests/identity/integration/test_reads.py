@@ -20,11 +20,14 @@ from moment_contracts.errors import ErrorCode
 from moment_devstack.processes import free_port, tansu
 from moment_identity.adapters.audit_emitter import BrokerAckAudit
 from moment_identity.adapters.orm import staff_accounts, users
+from moment_identity.service.unit_of_work import SOURCE
 from moment_messaging.producer import ResilientProducer
+from tests.identity.integration.test_audit_sequence import last_taken, seq_of
 from tests.identity.integration.test_login import PASSWORD, register
 from tests.support.audit_store import of, stored_audit
-from tests.support.kafka import read_topic, record_bytes
+from tests.support.kafka import header, read_topic, record_bytes
 from tests.support.netfault import TcpProxy
+from tests.support.produce import resend_raw
 from tests.support.suite import Suite
 
 
@@ -167,11 +170,39 @@ async def test_a_read_fails_closed_when_the_audit_cannot_be_recorded(
     assert "Fail Closed Canary" not in caught.value.reply.model_dump_json()
 
 
+async def hand_over_audit(suite: Suite, stand_in: str, expect: int) -> None:
+    """Move what a stand-in audit broker acknowledged onto the suite's audit.events, byte for byte.
+
+    Identity numbered those events on the suite's one producer counter, so left behind on a broker
+    that is then thrown away they are a hole in the sequence audit watches (and that
+    test_audit_sequence checks) for every later test of the session."""
+    records = await read_topic(stand_in, topics.AUDIT_EVENTS, expect=expect, timeout_s=30)
+    assert len(records) == expect, "the acknowledged audit event is on the broker"
+    for record in records:
+        await resend_raw(suite.kafka.bootstrap_servers, record)
+
+
+async def numbered_since(suite: Suite, taken: int) -> list[int]:
+    """The sequence numbers past `taken` on the suite's audit.events: a refused read's event
+    never reached a broker, so its number must not stay committed (only the refusal's own
+    record, sent through the outbox, takes one)."""
+    expect = await last_taken(suite) - taken
+    records = await read_topic(
+        suite.kafka.bootstrap_servers,
+        topics.AUDIT_EVENTS,
+        expect=expect,
+        timeout_s=30,
+        where=lambda r: header(r, "ce_source") == SOURCE and (seq_of(r) or 0) > taken,
+    )
+    return sorted(seq_of(r) or 0 for r in records)
+
+
 async def test_taking_the_broker_away_mid_stream_fails_the_read_closed(
     suite: Suite, identity_client: IdentityClient, tmp_path: Path
 ) -> None:
     """Broker-ack mode against a broker reached through a proxy: it works, then the proxy is cut
-    while the producer is connected, and the next read is refused rather than left unaudited."""
+    while the producer is connected, and the next read is refused rather than left unaudited,
+    without spending a sequence number on the event that never reached the broker."""
     proxy_port = free_port()
     audit_broker = tansu(tmp_path, advertised_port=proxy_port)
     audit_broker.start()
@@ -184,6 +215,8 @@ async def test_taking_the_broker_away_mid_stream_fails_the_read_closed(
             assert await identity_client.read(token, subject_id, ["name"]) == {
                 "name": "Mid Stream Canary"
             }
+            await hand_over_audit(suite, f"127.0.0.1:{proxy_port}", expect=1)
+            taken = await last_taken(suite)
             await proxy.cut()
             with pytest.raises(ServiceError) as caught:
                 await identity_client.read(token, subject_id, ["name"])
@@ -192,3 +225,5 @@ async def test_taking_the_broker_away_mid_stream_fails_the_read_closed(
         audit_broker.stop()
     assert caught.value.code == ErrorCode.AUDIT_UNAVAILABLE
     assert "Mid Stream Canary" not in caught.value.reply.model_dump_json()
+    committed = list(range(taken + 1, await last_taken(suite) + 1))
+    assert await numbered_since(suite, taken) == committed, "every committed number has its event"

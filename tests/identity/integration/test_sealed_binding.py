@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -55,6 +54,7 @@ from tests.identity.integration.test_login import PASSWORD, register
 from tests.identity.integration.test_reads import customer_token, staff_token
 from tests.support.audit_store import stored_audit
 from tests.support.kafka import header, read_topic
+from tests.support.produce import resend_raw
 from tests.support.suite import Suite
 
 M = TypeVar("M", bound=Contract)
@@ -187,18 +187,6 @@ async def test_a_login_box_in_the_attackers_login_gets_no_session(
     )
     rows = await stored_audit(suite, audit_records.c.request_id == victim_id, expect=2)
     assert sorted(r["outcome"] for r in rows) == ["denied", "success"]
-
-
-async def resend_raw(bootstrap: str, record: ConsumerRecord[bytes, bytes]) -> None:
-    """The captured record again, byte for byte: same headers, same body, same reply topic."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            record.topic, record.value, key=record.key, headers=list(record.headers)
-        )
-    finally:
-        await producer.stop()
 
 
 async def test_a_read_resent_byte_for_byte_is_refused_and_audited_not_answered_again(
