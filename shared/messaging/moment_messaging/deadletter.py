@@ -213,7 +213,7 @@ class DeadLetterPolicy:
         """Requesters get a typed error instead of waiting for a timeout, if the record names a
         well-formed reply topic and correlation id, whatever else is wrong with it."""
         code = _REPLY_CODES.get(reason, ErrorCode.INTERNAL)
-        request = _reply_address(record)
+        request = _reply_address(record, self.config.max_message_bytes)
         if self.replier is None or request is None:
             return
         await self.replier.send(request, ErrorReply.of(code))
@@ -253,11 +253,14 @@ def dead_letter_record(
     return (value if whole else value[:DLQ_PREFIX_BYTES]), key, headers
 
 
-def _reply_address(record: ConsumerRecord[Any, Any]) -> Envelope | None:
-    """Where a refusal may be answered: a well-formed reply_to and correlation id (or ce_id)."""
+def _reply_address(record: ConsumerRecord[Any, Any], max_bytes: int) -> Envelope | None:
+    """Where a refusal may be answered: a well-formed reply_to and correlation id (or ce_id).
+    The request's id, source, type and body go along as they came (the body only within the size
+    limit), so a service that authenticates its replies (identity's reply MACs) can answer for
+    exactly what the requester sent."""
     first: dict[str, bytes | None] = {}
     for name, raw in record.headers[: EnvelopeLimits.MAX_HEADERS]:
-        if name in (REPLY_TO, CORRELATION_ID, "ce_id"):
+        if name in (REPLY_TO, CORRELATION_ID, "ce_id", "ce_source", "ce_type"):
             first.setdefault(name, raw)
     found: dict[str, str] = {}
     for name, raw in first.items():
@@ -269,7 +272,21 @@ def _reply_address(record: ConsumerRecord[Any, Any]) -> Envelope | None:
     if REPLY_TO not in found or correlation is None:
         return None
     extra = {REPLY_TO: found[REPLY_TO], CORRELATION_ID: correlation}
-    return Envelope(type="-", source="-", data=b"", extra=extra)
+    value = record.value if type(record.value) is bytes else b""
+    return Envelope(
+        type=_as_sent(first.get("ce_type")),
+        source=_as_sent(first.get("ce_source")),
+        id=_as_sent(first.get("ce_id")),
+        data=value if len(value) <= max_bytes else b"",
+        extra=extra,
+    )
+
+
+def _as_sent(raw: bytes | None) -> str:
+    """An attribute as the requester sent it (past its own rule, perhaps, but bounded)."""
+    if type(raw) is not bytes or not raw or len(raw) > EnvelopeLimits.MAX_HEADER_VALUE_BYTES:
+        return "-"
+    return raw.decode("utf-8", "replace")
 
 
 class DeadLetterMiddleware(BaseMiddleware):

@@ -203,6 +203,10 @@ async def test_each_attribute_past_its_limit_is_refused_before_any_work(
         record = await _dead_letter(suite, request_id)
         if name in (REPLY_TO, CORRELATION_ID):
             task.cancel()  # no answer can reach a malformed reply topic or correlation id
+        elif name in ("ce_id", "ce_type"):
+            # Changed under the client, after it sealed: identity's reply MAC answers for the id
+            # and type it received, so the client rightly can't take that reply as its own.
+            task.cancel()
         else:
             assert await task == ErrorCode.MALFORMED
     assert header(record, "dlq_reason") in {"malformed", "unknown-type"}

@@ -159,7 +159,7 @@ def test_any_record_is_accepted_or_refused_with_a_reason_and_its_dead_letter_fit
     assert size <= MAX_BYTES + 2 * DLQ_PREFIX_BYTES + EnvelopeLimits.MAX_HEADERS * (
         EnvelopeLimits.MAX_HEADER_NAME_BYTES + 3 * EnvelopeLimits.MAX_HEADER_VALUE_BYTES
     )
-    address = _reply_address(record)
+    address = _reply_address(record, MAX_BYTES)
     if address is not None:
         asked = [v for n, v in record.headers if n == REPLY_TO]
         assert address.extra[REPLY_TO].encode() == asked[0]
@@ -185,8 +185,13 @@ def test_a_refusal_is_answered_only_to_a_well_formed_reply_topic() -> None:
         ("..", False),
     ]:
         headers = [("ce_id", b"x" * 500), (REPLY_TO, reply_to.encode()), (CORRELATION_ID, b"c")]
-        assert (_reply_address(_record(b"{}", None, tuple(headers))) is not None) is expected
-    assert _reply_address(_record(b"{}", None, ((REPLY_TO, b"replies.a"), ("ce_id", None)))) is None
+        assert (
+            _reply_address(_record(b"{}", None, tuple(headers)), MAX_BYTES) is not None
+        ) is expected
+    assert (
+        _reply_address(_record(b"{}", None, ((REPLY_TO, b"replies.a"), ("ce_id", None))), MAX_BYTES)
+        is None
+    )
 
 
 def test_topics_are_created_with_the_contract_record_limit() -> None:
