@@ -114,9 +114,7 @@ async def _raw_roundtrips(ctx: BenchContext) -> list[float]:
             "a revoked or erased principal's token stays usable at audit for seconds",
         ),
     ),
-    # It starts a second audit service whose consumer groups must join on Tansu, which takes
-    # minutes on a loaded machine (seen: over 180 s in a CI run; 24 s idle).
-    timeout_s=360.0,
+    timeout_s=180.0,
 )
 async def revocation(ctx: BenchContext) -> Figures:
     staff = StaffFactory(await ctx.identity())
