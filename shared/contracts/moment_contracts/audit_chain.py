@@ -16,13 +16,26 @@ from moment_contracts.base import Contract
 
 
 class CheckpointSigned(Contract):
-    ce_type: ClassVar[str] = "moment.audit.checkpoint-signed.v1"
+    """A chained checkpoint: what a witness keeps to hold the audit store to what it signed.
+
+    The signature covers the RFC 8785 JSON of {"kind": "moment.audit.checkpoint.v2", partition,
+    number, seq, hash, created_at, prev, partitions} (docs/contract.md). `number` counts the
+    partition's checkpoints from 1 and `prev` is the SHA-256 of the previous one's signed bytes
+    (64 zeros before the first), so a witness notices a checkpoint that went missing; a heartbeat
+    repeats seq and hash with a new number.
+    """
+
+    ce_type: ClassVar[str] = "moment.audit.checkpoint-signed.v2"
 
     partition: int = Field(ge=0)
+    number: int = Field(ge=1)
     seq: int = Field(ge=1)
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     created_at: datetime
-    # "vault:vN:<base64>": Ed25519 over the RFC 8785 JSON of {partition, seq, hash, created_at}.
+    prev: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # Every partition the store held when this was signed, sorted.
+    partitions: list[int] = Field(max_length=10_000)
+    # "vault:vN:<base64>": Ed25519 over the payload above.
     signature: str = Field(max_length=256)
 
 

@@ -29,10 +29,9 @@ from moment_audit.adapters.checkpoints import SqlCheckpointStore
 from moment_audit.adapters.orm import audit_records
 from moment_audit.adapters.repositories import SqlAuditStore
 from moment_audit.config import CheckpointConfig
-from moment_audit.domain.chain import checkpoint_payload
+from moment_audit.domain.checkpoints import Checkpoint
 from moment_audit.service.verify import (
     ChainVerifier,
-    Checkpoint,
     Report,
     SignatureCheck,
     offline_signature_check,
@@ -197,7 +196,7 @@ async def signature_check(vault: VaultConfig, checkpoints: list[Checkpoint]) -> 
         except VaultPermissionDenied:
             # The role may only verify: ask Vault once per checkpoint.
             for cp in checkpoints:
-                payload = checkpoint_payload(cp.partition, cp.seq, cp.hash, cp.created_at)
+                payload = cp.payload()
                 verdicts[payload, cp.signature] = await client.verify(
                     CHECKPOINT_KEY, payload, cp.signature
                 )

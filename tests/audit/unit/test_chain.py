@@ -23,7 +23,8 @@ from moment_audit.domain.chain import (
     iso_utc,
     record_hash,
 )
-from moment_audit.service.verify import Checkpoint, Report, offline_signature_check, verify_rows
+from moment_audit.domain.checkpoints import Checkpoint
+from moment_audit.service.verify import Report, offline_signature_check, verify_rows
 
 KEY = Ed25519PrivateKey.generate()
 PUBLIC = KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)

@@ -9,6 +9,7 @@ from datetime import timedelta, timezone
 import pytest
 
 from moment_audit.domain.chain import checkpoint_payload, iso_utc
+from moment_audit.domain.checkpoints import Checkpoint
 from moment_audit.domain.retention import (
     Horizon,
     choose_checkpoint,
@@ -16,7 +17,7 @@ from moment_audit.domain.retention import (
     horizon_problem,
     parse_duration,
 )
-from moment_audit.service.verify import Checkpoint, Report, verify_rows
+from moment_audit.service.verify import Report, verify_rows
 from tests.audit.unit.test_chain import CHECK, KEY, T0, Row, chain, checkpoint_at
 
 CUTOFF = T0 + timedelta(days=1)

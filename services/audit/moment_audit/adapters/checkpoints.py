@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from moment_audit.adapters.orm import audit_checkpoints, messaging
 from moment_audit.adapters.repositories import SqlAuditStore
 from moment_audit.config import CheckpointConfig
-from moment_audit.domain.chain import ChainHead, checkpoint_payload
-from moment_audit.service.verify import Checkpoint
+from moment_audit.domain.chain import GENESIS_HASH, ChainHead
+from moment_audit.domain.checkpoints import Checkpoint
 from moment_contracts import topics
 from moment_contracts.audit_chain import CheckpointSigned
 from moment_contracts.base import Contract
@@ -44,28 +47,40 @@ async def announce(session: AsyncSession, body: Contract, partition: int) -> Non
     await add_to_outbox(session, messaging, [OutboxMessage(topics.AUDIT_CHECKPOINTS, envelope)])
 
 
+def _signed_seq(checkpoint: Checkpoint | None) -> int:
+    return 0 if checkpoint is None else checkpoint.seq
+
+
 class SqlCheckpointStore:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def latest(self) -> dict[int, int]:
-        """The highest checkpointed seq per partition."""
+    async def latest(self) -> dict[int, Checkpoint]:
+        """Each partition's newest chained checkpoint."""
+        c = audit_checkpoints.c
+        newest = (
+            select(c.chain_partition, func.max(c.number).label("number"))
+            .where(c.number.is_not(None))
+            .group_by(c.chain_partition)
+            .subquery()
+        )
         rows = await self._session.execute(
-            select(audit_checkpoints.c.chain_partition, func.max(audit_checkpoints.c.seq)).group_by(
-                audit_checkpoints.c.chain_partition
+            select(audit_checkpoints).join(
+                newest,
+                (c.chain_partition == newest.c.chain_partition) & (c.number == newest.c.number),
             )
         )
-        return {int(partition): int(seq) for partition, seq in rows}
+        return {int(r.chain_partition): _checkpoint(r) for r in rows}
 
     async def all(self) -> list[Checkpoint]:
+        """Every checkpoint, by partition, then the unchained (pre-0008) ones by seq first."""
+        c = audit_checkpoints.c
         rows = await self._session.execute(
             select(audit_checkpoints).order_by(
-                audit_checkpoints.c.chain_partition, audit_checkpoints.c.seq
+                c.chain_partition, c.number.is_not(None), c.number, c.seq, c.id
             )
         )
-        return [
-            Checkpoint(r.chain_partition, r.seq, r.hash, r.created_at, r.signature) for r in rows
-        ]
+        return [_checkpoint(r) for r in rows]
 
     async def add(self, checkpoint: Checkpoint) -> bool:
         """False when this partition and seq are checkpointed already (another instance)."""
@@ -75,12 +90,30 @@ class SqlCheckpointStore:
             "hash": checkpoint.hash,
             "created_at": checkpoint.created_at,
             "signature": checkpoint.signature,
+            "number": checkpoint.number,
+            "prev": checkpoint.prev,
+            "partitions": json.dumps(list(checkpoint.partitions)),
         }
         dialect = postgresql if self._session.get_bind().dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(audit_checkpoints).values(values)
-        stmt = stmt.on_conflict_do_nothing(index_elements=["chain_partition", "seq"])
+        stmt = stmt.on_conflict_do_nothing(index_elements=["chain_partition", "number"])
         result = await self._session.execute(stmt)
         return bool(getattr(result, "rowcount", 0))
+
+
+def _checkpoint(row: Any) -> Checkpoint:
+    partitions = tuple(int(p) for p in json.loads(row.partitions)) if row.partitions else ()
+    number = None if row.number is None else int(row.number)
+    return Checkpoint(
+        int(row.chain_partition),
+        int(row.seq),
+        str(row.hash),
+        row.created_at,
+        str(row.signature),
+        number,
+        row.prev,
+        partitions,
+    )
 
 
 class Checkpointer:
@@ -111,8 +144,13 @@ class Checkpointer:
         async with self._uow_factory() as uow:
             heads = await SqlAuditStore(uow.session).heads()
             latest = await SqlCheckpointStore(uow.session).latest()
-        due = [h for h in heads if self._due(h, latest.get(h.partition, 0), force)]
-        made = [await self._sign(head) for head in due]
+        # A partition once signed stays in every later checkpoint's set, so one that vanishes
+        # whole (records, checkpoints and head) is still named by the others.
+        partitions = tuple(
+            sorted({h.partition for h in heads}.union(*(c.partitions for c in latest.values())))
+        )
+        due = [h for h in heads if self._due(h, _signed_seq(latest.get(h.partition)), force)]
+        made = [await self._sign(head, latest.get(head.partition), partitions) for head in due]
         async with self._uow_factory() as uow:
             stored = [cp for cp in made if await self._store(uow.session, cp)]
             await uow.commit()
@@ -120,20 +158,33 @@ class Checkpointer:
             self._last_signed_at[checkpoint.partition] = time.monotonic()
         return stored
 
-    async def _sign(self, head: ChainHead) -> Checkpoint:
-        created_at = datetime.now(UTC)
-        payload = checkpoint_payload(head.partition, head.seq, head.hash, created_at)
-        signature = await self._vault.sign(self._config.key_name, payload)
-        return Checkpoint(head.partition, head.seq, head.hash, created_at, signature)
+    async def _sign(
+        self, head: ChainHead, previous: Checkpoint | None, partitions: tuple[int, ...]
+    ) -> Checkpoint:
+        unsigned = Checkpoint(
+            head.partition,
+            head.seq,
+            head.hash,
+            datetime.now(UTC),
+            "",
+            1 if previous is None or previous.number is None else previous.number + 1,
+            GENESIS_HASH if previous is None else previous.digest(),
+            partitions,
+        )
+        signature = await self._vault.sign(self._config.key_name, unsigned.payload())
+        return dataclasses.replace(unsigned, signature=signature)
 
     async def _store(self, session: AsyncSession, cp: Checkpoint) -> bool:
         if not await SqlCheckpointStore(session).add(cp):
             return False
         body = CheckpointSigned(
             partition=cp.partition,
+            number=cp.number or 1,
             seq=cp.seq,
             hash=cp.hash,
             created_at=cp.created_at,
+            prev=cp.prev or GENESIS_HASH,
+            partitions=list(cp.partitions),
             signature=cp.signature,
         )
         await announce(session, body, cp.partition)

@@ -66,6 +66,9 @@ audit_records = Table(
     Column("kafka_partition", Integer, nullable=False),
     Column("kafka_offset", BigInteger, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    # Audit's HMAC over record_hash, "vN:<hex>" (migration 0008): proves the service itself
+    # stored the row. Not content, so not hashed; the checkpointer signs only rows it vouches for.
+    Column("record_mac", String(80), nullable=True),
     UniqueConstraint("source", "event_id", name="uq_audit_records_source_event"),
     UniqueConstraint("chain_partition", "seq", name="uq_audit_records_chain_seq"),
     CheckConstraint(DocumentAgreement(), name=CONSTRAINT),
@@ -91,7 +94,13 @@ audit_checkpoints = Table(
     Column("hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("signature", String(256), nullable=False),
-    UniqueConstraint("chain_partition", "seq", name="uq_audit_checkpoints_chain_seq"),
+    # Chained checkpoints (migration 0008): the partition's checkpoint counter from 1, the digest
+    # of its previous checkpoint, and the signed set of partitions (JSON list). NULL on the
+    # unchained checkpoints of earlier revisions. Heartbeats re-sign a head, so seq may repeat.
+    Column("number", BigInteger, nullable=True),
+    Column("prev", String(64), nullable=True),
+    Column("partitions", Text, nullable=True),
+    UniqueConstraint("chain_partition", "number", name="uq_audit_checkpoints_chain_number"),
 )
 
 # Where each partition's pruned chain starts (migration 0005): append-only, moves only forward,

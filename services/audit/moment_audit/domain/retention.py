@@ -21,7 +21,7 @@ from typing import Protocol, TypeVar
 
 import rfc8785
 
-from moment_audit.domain.chain import ChainHead, checkpoint_payload, iso_utc
+from moment_audit.domain.chain import ChainHead, iso_utc
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -38,6 +38,7 @@ class SignedCheckpoint(Protocol):
     def created_at(self) -> datetime: ...
     @property
     def signature(self) -> str: ...
+    def payload(self) -> bytes: ...
 
 
 _C = TypeVar("_C", bound=SignedCheckpoint)
@@ -91,10 +92,7 @@ def horizon_problem(
         return "no checkpoint at this seq"
     if checkpoint.hash != horizon.hash:
         return "its hash is not its checkpoint's"
-    signed = checkpoint_payload(
-        checkpoint.partition, checkpoint.seq, checkpoint.hash, checkpoint.created_at
-    )
-    if not check(signed, checkpoint.signature):
+    if not check(checkpoint.payload(), checkpoint.signature):
         return "its checkpoint's signature fails"
     if not check(horizon_payload(horizon), horizon.signature):
         return "its signature fails"

@@ -18,11 +18,11 @@ from typing import Any, Protocol
 from moment_audit.adapters.checkpoints import SqlCheckpointStore
 from moment_audit.adapters.repositories import SqlAuditStore
 from moment_audit.adapters.retention import SqlRetentionStore
-from moment_audit.domain.chain import checkpoint_payload, iso_utc
+from moment_audit.domain.chain import iso_utc
+from moment_audit.domain.checkpoints import Checkpoint
 from moment_audit.domain.retention import Horizon, choose_checkpoint, horizon_payload
 from moment_audit.service.verify import (
     ChainVerifier,
-    Checkpoint,
     Finding,
     SignatureCheck,
     trusted_horizons,
@@ -126,10 +126,9 @@ class Pruner:
 
     async def run(self, cutoff: datetime, *, dry_run: bool = False) -> PruneReport:
         store = await self._read(cutoff)
-        signed = [
-            (checkpoint_payload(c.partition, c.seq, c.hash, c.created_at), c.signature)
-            for c in store.checkpoints
-        ] + [(horizon_payload(h), h.signature) for h in store.horizons]
+        signed = [(c.payload(), c.signature) for c in store.checkpoints] + [
+            (horizon_payload(h), h.signature) for h in store.horizons
+        ]
         check = await self._signatures.checker(signed)
         starts, bad = trusted_horizons(store.horizons, store.checkpoints, check)
         report = PruneReport(cutoff, dry_run)

@@ -18,11 +18,10 @@ from moment_audit.adapters.guarantees import unguarded_columns
 from moment_audit.adapters.orm import audit_records
 from moment_audit.adapters.repositories import SqlAuditStore
 from moment_audit.adapters.retention import SqlRetentionStore, TransitSignatures
-from moment_audit.domain.chain import checkpoint_payload
+from moment_audit.domain.checkpoints import Checkpoint
 from moment_audit.domain.retention import horizon_payload
 from moment_audit.service.verify import (
     ChainVerifier,
-    Checkpoint,
     Report,
     SignatureCheck,
     schema_findings,
@@ -92,10 +91,9 @@ async def verify_store(
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     checkpoints: list[Checkpoint] = await SqlCheckpointStore(session).all()
     horizons = await SqlRetentionStore(session).horizons()
-    signed = [
-        (checkpoint_payload(cp.partition, cp.seq, cp.hash, cp.created_at), cp.signature)
-        for cp in checkpoints
-    ] + [(horizon_payload(h), h.signature) for h in horizons]
+    signed = [(cp.payload(), cp.signature) for cp in checkpoints] + [
+        (horizon_payload(h), h.signature) for h in horizons
+    ]
     # Without a checkpoint there is nothing a signature could vouch for (nor a horizon).
     check = await signatures(signed if checkpoints else [])
     on_row(await session.scalar(select(func.count()).select_from(audit_records)))

@@ -18,14 +18,14 @@ import base64
 import binascii
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from hashlib import sha256
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from moment_audit.domain.chain import GENESIS_HASH, checkpoint_payload, hash_at_seq, iso_utc
+from moment_audit.domain.chain import GENESIS_HASH, hash_at_seq, iso_utc
+from moment_audit.domain.checkpoints import Checkpoint
 from moment_audit.domain.retention import Horizon, horizon_problem
 
 MODIFIED = "MODIFIED"
@@ -39,6 +39,14 @@ UNGUARDED_COLUMN = "UNGUARDED COLUMN"
 # A finding about the store's schema rather than one chain carries this partition.
 SCHEMA = -1
 BAD_HORIZON = "BAD HORIZON"
+# Issue 9: findings that need no trust in anything the database derives.
+CHECKPOINT_MISSING = "CHECKPOINT MISSING"  # a gap in a partition's checkpoint numbers, or witnessed
+STALE_CHECKPOINT = "STALE CHECKPOINT"  # newest checkpoint older than the cadence allows
+PARTITION_MISSING = "PARTITION MISSING"  # a signed partition set names a partition that is gone
+COLUMN_MISMATCH = "COLUMN MISMATCH"  # a query column disagrees with the row's hashed document
+DUPLICATE_EVENT = "DUPLICATE EVENT"  # (source, event id) stored more than once
+UNAUTHENTICATED_RECORD = "UNAUTHENTICATED RECORD"  # no valid ingest MAC (needs the Vault key)
+GUARD_MISSING = "GUARD MISSING"  # a trigger, constraint or grant the append-only promise rests on
 
 SignatureCheck = Callable[[bytes, str], bool]
 
@@ -55,15 +63,6 @@ class Finding:
         if self.partition == SCHEMA:
             return f"schema: {self.kind}{suffix}"
         return f"partition {self.partition} seq {self.seq}: {self.kind}{suffix}"
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    partition: int
-    seq: int
-    hash: str
-    created_at: datetime
-    signature: str
 
 
 @dataclass
@@ -269,8 +268,7 @@ class ChainVerifier:
             )
 
     def _judge_checkpoint(self, walk: _PartitionWalk, cp: Checkpoint) -> Finding | None:
-        payload = checkpoint_payload(cp.partition, cp.seq, cp.hash, cp.created_at)
-        if not self._check(payload, cp.signature):
+        if not self._check(cp.payload(), cp.signature):
             return Finding(cp.partition, cp.seq, BAD_SIGNATURE)
         if cp.seq > walk.last_seq:
             detail = f"chain ends at seq {walk.last_seq}, signed up to seq {cp.seq}"
