@@ -19,37 +19,15 @@ from datetime import UTC, datetime, timedelta
 from moment_contracts.base import Contract
 from moment_contracts.envelope import Envelope
 from moment_contracts.errors import ErrorCode, ErrorReply
-from moment_contracts.identity import Login, RecordGuardianConsent, RegisterUser
-from moment_contracts.principals import ServiceLogin, StaffLogin
-from moment_contracts.profile import (
-    ErasePersonalData,
-    ExportPersonalData,
-    ReadPersonalData,
-    UpdatePersonalData,
-)
-from moment_contracts.recovery import AnswerRecovery, StartRecovery
 from moment_identity.adapters.request_ids import SqlRequestIds
 from moment_identity.adapters.sealing import SealedBoxRefused, StaleSealedBox
 from moment_identity.domain.errors import IdentityError
+from moment_identity.service.refusals import AUDITED_ACTIONS
 from moment_identity.service.unit_of_work import IdentityUnitOfWork, audit_event
 
 Step = Callable[[IdentityUnitOfWork], Awaitable[Contract]]
 Work = Callable[[], Awaitable[Step]]
 
-# The audit action of each request type, for denials recorded before the use case knows more.
-ACTIONS: dict[str, str] = {
-    Login.ce_type: "login",
-    StaffLogin.ce_type: "login",
-    ServiceLogin.ce_type: "login",
-    RegisterUser.ce_type: "create",
-    StartRecovery.ce_type: "recovery",
-    AnswerRecovery.ce_type: "recovery",
-    ReadPersonalData.ce_type: "read",
-    UpdatePersonalData.ce_type: "write",
-    ExportPersonalData.ce_type: "export",
-    ErasePersonalData.ce_type: "erase",
-    RecordGuardianConsent.ce_type: "write",
-}
 _PRUNE_EVERY = 256
 
 log = logging.getLogger(__name__)
@@ -112,7 +90,7 @@ def _refusal(request: Envelope, body: Contract, exc: SealedBoxRefused | Replayed
     subject_id = getattr(body, "subject_id", None)
     purpose = getattr(body, "purpose", None)
     event = audit_event(
-        action=ACTIONS.get(body.ce_type, "read"),
+        action=AUDITED_ACTIONS.get(body.ce_type, "read"),
         subject_id=subject_id if isinstance(subject_id, str) else "unknown",
         # Nobody is authenticated by a box that was refused.
         actor_id="anonymous",
