@@ -39,7 +39,7 @@ from tests.support.suite import Suite
 
 REFUSED = "unauthenticated-producer"
 # What the consumer had time to store had it accepted them: a refusal is not a slow ingest.
-SETTLE_S = 1.0
+SETTLE_S = 3.0
 
 Headers = list[tuple[str, bytes]]
 
@@ -112,8 +112,9 @@ async def test_a_flood_from_a_made_up_source_is_dead_lettered_and_alerted_once(
     assert "unknown-producer" in body["detail"]
     assert header(alert, "ce_id") == body["alert_id"]
     await asyncio.sleep(SETTLE_S)
+    # Waits out its whole deadline (a second alert is what it looks for), so it sees them all.
     again = await read_topic(
-        bootstrap, topics.AUDIT_ALERTS, timeout_s=1, where=forged_alerts(source)
+        bootstrap, topics.AUDIT_ALERTS, expect=2, timeout_s=10, where=forged_alerts(source)
     )
     assert len(again) == 1, "a flood from one source raises one alert per window"
     assert await stored_ids(suite, ids) == []
@@ -279,6 +280,6 @@ async def test_unproven_records_refused_for_other_reasons_are_alerted_too(suite:
     assert "unproven-unknown-type" in detail
     assert "unproven-malformed" in detail
     quiet = await read_topic(
-        bootstrap, topics.AUDIT_ALERTS, timeout_s=2, where=forged_alerts(honest)
+        bootstrap, topics.AUDIT_ALERTS, timeout_s=10, where=forged_alerts(honest)
     )
     assert quiet == []
