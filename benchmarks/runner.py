@@ -7,9 +7,11 @@ are not lost; the exit status still says something failed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from benchmarks.context import BenchContext
 from benchmarks.registry import Benchmark, Figures, ratio
@@ -25,6 +27,37 @@ class RunResult:
     def figures(self) -> Figures:
         """Every figure of the run in one flat map; figure names are unique across benchmarks."""
         return {name: v for figures in self.by_benchmark.values() for name, v in figures.items()}
+
+
+class BenchTimedOut(TimeoutError):
+    """A benchmark ran past its limit; the message says where it was waiting."""
+
+
+def awaiting(coroutine: Any) -> str:
+    """Where a suspended coroutine waits: each frame of its await chain, outermost first.
+
+    A task's own stack shows only its outermost frame, which says nothing about a hang."""
+    places: list[str] = []
+    while coroutine is not None and len(places) < 40:
+        frame = getattr(coroutine, "cr_frame", None) or getattr(coroutine, "ag_frame", None)
+        if frame is None:
+            places.append(type(coroutine).__name__)
+            break
+        places.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        coroutine = getattr(coroutine, "cr_await", None) or getattr(coroutine, "ag_await", None)
+    return " > ".join(places)
+
+
+async def _bounded(run: Awaitable[Figures], limit_s: float) -> Figures:
+    task = asyncio.ensure_future(run)
+    done, _ = await asyncio.wait({task}, timeout=limit_s)
+    if done:
+        return task.result()
+    where = awaiting(task.get_coro())
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    raise BenchTimedOut(f"over {limit_s:g}s, waiting at {where}")
 
 
 def with_ratios(bench: Benchmark, figures: Figures) -> Figures:
@@ -48,8 +81,7 @@ async def run_benchmarks(
         progress(f"running {bench.name}")
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(bench.timeout_s):
-                figures = await bench.run(ctx)
+            figures = await _bounded(bench.run(ctx), bench.timeout_s)
         except Exception as exc:  # noqa: BLE001 - one failure must not discard the other figures
             result.errors[bench.name] = f"{type(exc).__name__}: {exc}"
             progress(f"{bench.name} failed: {type(exc).__name__}")
