@@ -106,6 +106,17 @@ def test_the_same_checkpoint_in_another_time_zone_is_the_same() -> None:
     assert judge_witnessed([naive], [THIRD], CHECK).findings == []
 
 
+def test_stored_checkpoints_no_witness_holds_are_a_warning() -> None:
+    other = over(chain(2, 1), 1, 2)
+    judgement = judge_witnessed([FIRST, SECOND, THIRD, other], [FIRST], CHECK)
+    assert (judgement.findings, judgement.trusted) == ([], [])
+    assert judgement.warnings == [
+        "partition 0: 2 stored checkpoints (numbers 2-3) are not witnessed",
+        "partition 1: 1 stored checkpoints (numbers 1-1) are not witnessed",
+    ]
+    assert judge_witnessed([FIRST], [], CHECK).warnings == []
+
+
 def test_a_badly_signed_witnessed_checkpoint_is_reported_and_never_trusted() -> None:
     judgement = judge_witnessed([FIRST], [FIRST, forged(SECOND)], CHECK)
     assert judgement.findings == []

@@ -106,16 +106,19 @@ async def _export(
     settings: AuditSettings, held: list[Checkpoint], out: Path, from_stream: bool
 ) -> tuple[Merge, int]:
     """The file's new content, and how many were not exported for a bad signature."""
-    fresh = await checked(settings, await _source(settings, from_stream))
-    merged = merge(held, fresh.valid)
-    if merged.conflicts:
+    found = await _source(settings, from_stream)
+    # Any disagreement is evidence, a badly signed checkpoint in place of a held one included.
+    conflicts = merge(held, found).conflicts
+    if conflicts:
         raise Refused(
             [
                 f"{describe(held_one)}: the {'stream' if from_stream else 'database'} holds a "
                 f"different checkpoint than {out}; the file is evidence and was left unchanged"
-                for held_one, _ in merged.conflicts
+                for held_one, _ in conflicts
             ]
         )
+    fresh = await checked(settings, found)
+    merged = merge(held, fresh.valid)
     for bad in fresh.invalid:
         typer.echo(f"not exported: {describe(bad)}: signature does not verify", err=True)
     return merged, len(fresh.invalid)

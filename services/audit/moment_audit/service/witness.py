@@ -99,6 +99,7 @@ def judge_witnessed(
     database lacks or holds otherwise; a warning for each one whose signature fails."""
     held = chained(stored)
     judgement = Judgement()
+    vouched: set[Key] = set()
     for checkpoint in sorted(_distinct(witnessed), key=key_of):
         if not check(checkpoint.payload(), checkpoint.signature):
             judgement.warnings.append(
@@ -106,6 +107,7 @@ def judge_witnessed(
                 "not trusted"
             )
             continue
+        vouched.add(key_of(checkpoint))
         mine = held.get(key_of(checkpoint))
         if mine is not None and same(mine, checkpoint):
             continue
@@ -118,7 +120,22 @@ def judge_witnessed(
         if finding not in judgement.findings:
             judgement.findings.append(finding)
         judgement.trusted.append(checkpoint)
+    judgement.warnings.extend(_unwitnessed(held, vouched))
     return judgement
+
+
+def _unwitnessed(held: dict[Key, Checkpoint], vouched: set[Key]) -> list[str]:
+    """Stored checkpoints no witness vouches for: newer than the file, not relayed yet, or kept
+    from the stream (their outbox rows marked sent by someone who holds the database)."""
+    if not vouched:
+        return []
+    numbers: dict[int, list[int]] = {}
+    for partition, number in sorted(set(held) - vouched):
+        numbers.setdefault(partition, []).append(number)
+    return [
+        f"partition {p}: {len(n)} stored checkpoints (numbers {n[0]}-{n[-1]}) are not witnessed"
+        for p, n in numbers.items()
+    ]
 
 
 def add_witness(report: Report, judgement: Judgement, stored: int) -> None:
