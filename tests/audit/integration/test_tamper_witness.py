@@ -175,6 +175,11 @@ async def test_the_witness_file_holds_every_signed_checkpoint(witnessed: Witness
     )
     assert (code, out.strip()) == (0, f"4 checkpoints in {witnessed.witness} (0 new)")
     assert witnessed.witness.read_text().splitlines() == lines
+    # A witness that cannot be read verifies nothing: exit 2, not a pass.
+    gone = witnessed.witness.with_name("gone.jsonl")
+    code, out, err = await audit_cli(witnessed.env, "verify", "--witness", str(gone))
+    assert (code, out) == (2, "")
+    assert f"{gone}: cannot be read (FileNotFoundError)" in err
 
 
 async def test_an_intact_store_verifies_against_both_witnesses(witnessed: Witnessed) -> None:
