@@ -17,12 +17,15 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from sqlalchemy import func, select, text, update
 
+from moment_audit.adapters.checkpoint_stream import read_checkpoint_stream
 from moment_audit.adapters.orm import audit_chain_heads, audit_checkpoints, audit_records, messaging
 from moment_audit.adapters.repositories import row_of
+from moment_audit.adapters.witness_file import to_line
 from moment_audit.bootstrap import MIGRATIONS
 from moment_audit.domain.chain import ChainHead, content_of, extend
 from moment_contracts import topics
@@ -38,6 +41,7 @@ from moment_messaging.outbox import OutboxRelay
 from moment_messaging.producer import ResilientProducer
 from moment_persistence.migrations import upgrade_to_head
 from tests.audit.integration.test_tamper import DIALECTS, Store, environment
+from tests.audit.unit.test_witness import signed
 from tests.support.kafka import header, read_topic
 from tests.support.postgres import PostgresDatabases, fresh_database_url
 from tests.support.produce import publish
@@ -157,6 +161,41 @@ async def test_the_checkpoint_stream_is_kept_for_ever(private_broker: ManagedPro
     entries = {entry[0]: entry[1] for entry in resource[4]}
     assert (entries["retention.ms"], entries["retention.bytes"]) == ("-1", "-1")
     assert entries["cleanup.policy"] == "delete"
+
+
+async def test_the_stream_is_read_past_an_end_offset_short_of_its_last_record(
+    private_broker: ManagedProcess,
+) -> None:
+    # Tansu reports an end offset short of the records a batch holds (1 for this batch of 5).
+    kafka = KafkaConfig(bootstrap_servers=f"127.0.0.1:{private_broker.port}")
+    await ensure_topics(kafka, CORE_TOPICS)
+    made = [signed(0, n, n, f"{n:064x}") for n in range(1, 6)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        batch = producer.create_batch()
+        for checkpoint in made:
+            envelope = Envelope.of(
+                CheckpointSigned.model_validate_json(to_line(checkpoint)), source="/moment/audit"
+            )
+            headers = [(k, v) for k, v in envelope.headers() if v is not None]
+            assert batch.append(key=None, value=envelope.data, timestamp=None, headers=headers)
+        await (await producer.send_batch(batch, topics.AUDIT_CHECKPOINTS, partition=0))
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topics.AUDIT_CHECKPOINTS, 0)
+        end = (await consumer.end_offsets([partition]))[partition]
+    finally:
+        await consumer.stop()
+    assert end < len(made), "Tansu reports the true end now: no short end offset to read past"
+    read = await read_checkpoint_stream(kafka, timeout_s=60)
+    assert [(c.number, c.signature) for c in read.checkpoints] == [
+        (c.number, c.signature) for c in made
+    ]
+    assert read.warnings == []
 
 
 async def test_the_witness_file_holds_every_signed_checkpoint(witnessed: Witnessed) -> None:
