@@ -432,6 +432,25 @@ async def test_import_refuses_a_forged_line_and_a_conflict_and_restores_nothing(
     assert await witnessed.count(audit_checkpoints) == 2
 
 
+async def test_checkpoints_kept_from_the_stream_are_a_warning(
+    witnessed: Witnessed, vault_config_factory: Callable[[str], VaultConfig]
+) -> None:
+    # The clever variant: new checkpoints' outbox rows marked sent, so the stream never sees
+    # them. The stream can't vouch for what it never saw; verify says so.
+    async with VaultClient(vault_config_factory("audit")) as vault:
+        await witnessed.fill(vault)
+    outbox = messaging.outbox
+    await witnessed.dba(
+        update(outbox).where(outbox.c.published_at.is_(None)).values(published_at=func.now())
+    )
+    code, out = await witnessed.verify("--witness-stream")
+    assert (code, out.splitlines()[-1]) == (0, "36 records, 6 checkpoints: verified")
+    assert [line for line in out.splitlines() if line.startswith("warning:")] == [
+        f"warning: partition {p}: 1 stored checkpoints (numbers 3-3) are not witnessed"
+        for p in (0, 1)
+    ]
+
+
 async def test_the_relay_published_what_the_witness_holds(witnessed: Witnessed) -> None:
     published = await read_topic(
         witnessed.env["MOMENT_AUDIT_KAFKA__BOOTSTRAP_SERVERS"],
