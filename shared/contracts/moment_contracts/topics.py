@@ -20,12 +20,19 @@ AUDIT_OCSF = "audit.ocsf"
 AUDIT_ALERTS = "audit.alerts"
 
 
+# Audit and identity histories must never be compacted: a keyed tombstone would erase evidence.
+DELETE_POLICY: tuple[tuple[str, str], ...] = (("cleanup.policy", "delete"),)
+# Kept for ever: audit.checkpoints is the witness a database administrator cannot rewrite, so
+# verify can hold the store to every checkpoint ever signed (docs/audit.md). Tansu is memory-only
+# and keeps nothing across a restart whatever this says; the deploy milestone's Kafka must carry it.
+KEEP_FOREVER: tuple[tuple[str, str], ...] = (("retention.ms", "-1"), ("retention.bytes", "-1"))
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     partitions: int = 3
-    # Audit and identity histories must never be compacted: a keyed tombstone would erase evidence.
-    config: tuple[tuple[str, str], ...] = (("cleanup.policy", "delete"),)
+    config: tuple[tuple[str, str], ...] = DELETE_POLICY
 
 
 def dlq(topic: str) -> str:
@@ -47,8 +54,11 @@ def is_reply_topic(name: str) -> bool:
     return name.startswith(REPLY_PREFIX) and bool(REPLY_INSTANCE.fullmatch(name, len(REPLY_PREFIX)))
 
 
+# Topic settings beyond DELETE_POLICY, by topic name (not their dead-letter topics).
+TOPIC_CONFIG: dict[str, tuple[tuple[str, str], ...]] = {AUDIT_CHECKPOINTS: KEEP_FOREVER}
+
 CORE_TOPICS: tuple[TopicSpec, ...] = tuple(
-    TopicSpec(name)
+    TopicSpec(name, config=DELETE_POLICY + TOPIC_CONFIG.get(name, ()))
     for base in (
         IDENTITY_COMMANDS,
         IDENTITY_EVENTS,

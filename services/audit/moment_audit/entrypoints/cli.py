@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,6 +23,9 @@ from moment_audit.adapters.orm import audit_records, metadata
 from moment_audit.bootstrap import MIGRATIONS, build
 from moment_audit.config import AuditSettings
 from moment_audit.domain.chain import iso_utc
+from moment_audit.domain.checkpoints import Checkpoint
+from moment_audit.entrypoints.checkpoints import WitnessUnavailable, witnessed_checkpoints
+from moment_audit.entrypoints.checkpoints import app as checkpoints_app
 from moment_audit.entrypoints.prune import prune
 from moment_audit.entrypoints.roles import db_roles
 from moment_audit.service.queries import AccessQuery, entries_after, search
@@ -66,16 +70,20 @@ def asyncapi() -> str:
 app = service_cli("audit", AuditSettings, build, MIGRATIONS, asyncapi)
 app.command("db-roles")(db_roles)
 app.command()(prune)
+app.add_typer(checkpoints_app)
 
 
 async def _verify(
-    settings: AuditSettings, on_row: Callable[[int | None], None], alert: bool = False
+    settings: AuditSettings,
+    on_row: Callable[[int | None], None],
+    alert: bool = False,
+    witnessed: list[Checkpoint] | None = None,
 ) -> Report:
     database = Database(settings.database)
     try:
         signatures = config_signatures(settings.vault, settings.checkpoints.key_name)
         async with database.sessionmaker() as session:
-            report = await verify_store(session, signatures, on_row)
+            report = await verify_store(session, signatures, on_row, witnessed)
         if alert:
             # The running service's outbox relay publishes them to audit.alerts.
             async with SqlUnitOfWork(database, metadata=metadata) as uow:
@@ -86,7 +94,12 @@ async def _verify(
         await database.dispose()
 
 
-def _run_with_progress(settings: AuditSettings, show: bool, alert: bool = False) -> Report:
+def _run_with_progress(
+    settings: AuditSettings,
+    show: bool,
+    alert: bool = False,
+    witnessed: list[Checkpoint] | None = None,
+) -> Report:
     with Progress(console=Console(stderr=True), disable=not show, transient=True) as progress:
         task = progress.add_task("verifying audit chains", total=None)
 
@@ -96,7 +109,7 @@ def _run_with_progress(settings: AuditSettings, show: bool, alert: bool = False)
             else:
                 progress.advance(task)
 
-        return asyncio.run(_verify(settings, on_row, alert))
+        return asyncio.run(_verify(settings, on_row, alert, witnessed))
 
 
 @app.command()
@@ -109,12 +122,24 @@ def verify(
             help="Also raise a verification-failed alert per new finding, through the outbox.",
         ),
     ] = False,
+    witness: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--witness", help="A witness file (checkpoints export): hold the store to it."
+        ),
+    ] = None,
+    witness_stream: Annotated[
+        bool,
+        typer.Option("--witness-stream", help="Hold the store to audit.checkpoints too."),
+    ] = False,
 ) -> None:
     """Recompute every chain and check every checkpoint signature. Exit 0 only if all verifies."""
     settings = load_settings(AuditSettings)
     try:
-        report = _run_with_progress(settings, not as_json and sys.stderr.isatty(), alert)
-    except (NoSignatureCheck, CryptoError, PersistenceError) as exc:
+        witnessed, read = witnessed_checkpoints(settings, witness or [], witness_stream)
+        report = _run_with_progress(settings, not as_json and sys.stderr.isatty(), alert, witnessed)
+        report.warnings[:0] = read
+    except (NoSignatureCheck, CryptoError, PersistenceError, WitnessUnavailable) as exc:
         typer.echo(f"moment-audit verify: {exc}", err=True)
         raise typer.Exit(EXIT_CANNOT_VERIFY) from None
     if as_json:

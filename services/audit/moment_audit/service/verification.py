@@ -26,6 +26,7 @@ from moment_audit.service.verify import (
     SignatureCheck,
     schema_findings,
 )
+from moment_audit.service.witness import add_witness, judge_witnessed
 from moment_crypto.config import VaultConfig
 from moment_crypto.vault import VaultClient
 
@@ -82,25 +83,31 @@ def config_signatures(config: VaultConfig | None, key_name: str) -> Signatures:
 
 
 async def verify_store(
-    session: AsyncSession, signatures: Signatures, on_row: Progress = _nothing
+    session: AsyncSession,
+    signatures: Signatures,
+    on_row: Progress = _nothing,
+    witnessed: list[Checkpoint] | None = None,
 ) -> Report:
-    """`on_row(total)` once with the number of records, then `on_row(None)` per record."""
+    """`on_row(total)` once with the number of records, then `on_row(None)` per record.
+    `witnessed`: checkpoints an outside witness kept (service/witness.py)."""
     if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
         # One snapshot for every query: a checkpoint, horizon or prune committed between two of
         # them would otherwise look like tampering (SQLite's BEGIN IMMEDIATE already holds one).
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     checkpoints: list[Checkpoint] = await SqlCheckpointStore(session).all()
     horizons = await SqlRetentionStore(session).horizons()
-    signed = [(cp.payload(), cp.signature) for cp in checkpoints] + [
+    witnessed = witnessed or []
+    signed = [(cp.payload(), cp.signature) for cp in checkpoints + witnessed] + [
         (horizon_payload(h), h.signature) for h in horizons
     ]
     # Without a checkpoint there is nothing a signature could vouch for (nor a horizon).
-    check = await signatures(signed if checkpoints else [])
+    check = await signatures(signed if checkpoints or witnessed else [])
+    judgement = judge_witnessed(checkpoints, witnessed, check)
     on_row(await session.scalar(select(func.count()).select_from(audit_records)))
     store = SqlAuditStore(session)
     unguarded = await unguarded_columns(session)
     heads = {head.partition: head.seq for head in await store.heads()}
-    verifier = ChainVerifier(checkpoints, check, heads, horizons)
+    verifier = ChainVerifier(checkpoints + judgement.trusted, check, heads, horizons)
     fed = 0
     async for row in store.stream_chained():
         verifier.feed(row)
@@ -111,4 +118,5 @@ async def verify_store(
             await asyncio.sleep(0)
     report = verifier.finish()
     report.findings[:0] = schema_findings(unguarded)
+    add_witness(report, judgement, len(checkpoints))
     return report
