@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -69,13 +69,16 @@ app.command()(prune)
 
 
 async def _verify(
-    settings: AuditSettings, on_row: Callable[[int | None], None], alert: bool = False
+    settings: AuditSettings,
+    on_row: Callable[[int | None], None],
+    alert: bool = False,
+    max_age: timedelta | None = None,
 ) -> Report:
     database = Database(settings.database)
     try:
         signatures = config_signatures(settings.vault, settings.checkpoints.key_name)
         async with database.sessionmaker() as session:
-            report = await verify_store(session, signatures, on_row)
+            report = await verify_store(session, signatures, on_row, max_age=max_age)
         if alert:
             # The running service's outbox relay publishes them to audit.alerts.
             async with SqlUnitOfWork(database, metadata=metadata) as uow:
@@ -86,7 +89,9 @@ async def _verify(
         await database.dispose()
 
 
-def _run_with_progress(settings: AuditSettings, show: bool, alert: bool = False) -> Report:
+def _run_with_progress(
+    settings: AuditSettings, show: bool, alert: bool = False, max_age: timedelta | None = None
+) -> Report:
     with Progress(console=Console(stderr=True), disable=not show, transient=True) as progress:
         task = progress.add_task("verifying audit chains", total=None)
 
@@ -96,7 +101,7 @@ def _run_with_progress(settings: AuditSettings, show: bool, alert: bool = False)
             else:
                 progress.advance(task)
 
-        return asyncio.run(_verify(settings, on_row, alert))
+        return asyncio.run(_verify(settings, on_row, alert, max_age))
 
 
 @app.command()
@@ -109,11 +114,23 @@ def verify(
             help="Also raise a verification-failed alert per new finding, through the outbox.",
         ),
     ] = False,
+    max_age: Annotated[
+        float | None,
+        typer.Option(
+            "--max-age",
+            min=0,
+            help="Seconds a partition's newest checkpoint may be old before it is a STALE "
+            "CHECKPOINT (default MOMENT_AUDIT_CHECKPOINTS__MAX_AGE_S; 0: no limit).",
+        ),
+    ] = None,
 ) -> None:
-    """Recompute every chain and check every checkpoint signature. Exit 0 only if all verifies."""
+    """Recompute every chain and check every checkpoint signature. Exit 0 only if all verifies;
+    records past the newest checkpoint are reported as not yet covered."""
     settings = load_settings(AuditSettings)
+    seconds = settings.checkpoints.max_age_s if max_age is None else max_age
+    age = timedelta(seconds=seconds) if seconds else None
     try:
-        report = _run_with_progress(settings, not as_json and sys.stderr.isatty(), alert)
+        report = _run_with_progress(settings, not as_json and sys.stderr.isatty(), alert, age)
     except (NoSignatureCheck, CryptoError, PersistenceError) as exc:
         typer.echo(f"moment-audit verify: {exc}", err=True)
         raise typer.Exit(EXIT_CANNOT_VERIFY) from None
@@ -129,8 +146,9 @@ def verify(
                 f"horizon: partition {h.partition} starts after seq {h.seq} "
                 f"(cut-off {iso_utc(h.cutoff)}, pruned {iso_utc(h.pruned_at)})"
             )
-        verdict = "verified" if report.ok else f"{len(report.findings)} findings"
-        typer.echo(f"{report.records} records, {report.checkpoints} checkpoints: {verdict}")
+        for uncovered in report.uncovered:
+            typer.echo(uncovered.line())
+        typer.echo(report.summary())
     raise typer.Exit(0 if report.ok else 1)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -82,9 +83,15 @@ def config_signatures(config: VaultConfig | None, key_name: str) -> Signatures:
 
 
 async def verify_store(
-    session: AsyncSession, signatures: Signatures, on_row: Progress = _nothing
+    session: AsyncSession,
+    signatures: Signatures,
+    on_row: Progress = _nothing,
+    *,
+    max_age: timedelta | None = None,
 ) -> Report:
-    """`on_row(total)` once with the number of records, then `on_row(None)` per record."""
+    """`on_row(total)` once with the number of records, then `on_row(None)` per record. With
+    `max_age`, a checkpoint older than that when verify starts is stale."""
+    now = datetime.now(UTC)
     if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
         # One snapshot for every query: a checkpoint, horizon or prune committed between two of
         # them would otherwise look like tampering (SQLite's BEGIN IMMEDIATE already holds one).
@@ -100,7 +107,7 @@ async def verify_store(
     store = SqlAuditStore(session)
     unguarded = await unguarded_columns(session)
     heads = {head.partition: head.seq for head in await store.heads()}
-    verifier = ChainVerifier(checkpoints, check, heads, horizons)
+    verifier = ChainVerifier(checkpoints, check, heads, horizons, now=now, max_age=max_age)
     fed = 0
     async for row in store.stream_chained():
         verifier.feed(row)

@@ -10,6 +10,24 @@ signed, so only a hint) is TRUNCATED too. A pruned partition's walk starts at it
 retention horizon that rests on a matching, validly signed checkpoint and is validly signed
 itself; any other horizon is a BAD HORIZON and excuses nothing, so the records it claims to have
 pruned are DELETED.
+
+Chained checkpoints (issue 9) are judged as a chain of their own, per partition: numbers run
+from 1 without a gap (else CHECKPOINT MISSING, naming the numbers), and each one's `prev` is the
+digest of the one before (else CHECKPOINT MISMATCH). A partition named in a validly signed
+checkpoint's partition set with neither records nor a checkpoint left is PARTITION MISSING; with
+records but no checkpoint it is CHECKPOINT MISSING (the checkpointer signs a partition's first
+checkpoint in the pass that first names it, so a named partition always had one). With `now` and
+`max_age` given, a partition whose newest validly signed checkpoint is older than `max_age` is a
+STALE CHECKPOINT (the service signs a heartbeat every `every_seconds` even when idle), and so is
+a partition with records, no checkpoint and no signed set naming it, when the store holds no
+validly signed checkpoint at all or its newest is older than `max_age` ("never checkpointed"):
+a live service would have signed it by then. Such a partition whose records arrived after a
+recent checkpoint only gets the "no checkpoints" warning: the next pass of the checkpointer
+signs it. Records past a partition's newest validly signed checkpoint are counted as not yet
+covered (`Report.uncovered`), never as verified: deleting the newest checkpoints, or records
+after them, within `max_age` can only be caught by a witness holding the signed checkpoints.
+Unchained checkpoints (before migration 0008) are judged as before and count for coverage and
+age, not for the numbering.
 """
 
 from __future__ import annotations
@@ -18,6 +36,7 @@ import base64
 import binascii
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from typing import Any
 
@@ -65,6 +84,21 @@ class Finding:
         return f"partition {self.partition} seq {self.seq}: {self.kind}{suffix}"
 
 
+@dataclass(frozen=True)
+class Uncovered:
+    """Records past a partition's newest validly signed checkpoint: stored, not yet vouched for."""
+
+    partition: int
+    after_seq: int
+    records: int
+
+    def line(self) -> str:
+        return (
+            f"not yet covered: partition {self.partition}, {self.records} records "
+            f"after seq {self.after_seq}"
+        )
+
+
 @dataclass
 class Report:
     records: int = 0
@@ -73,10 +107,21 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     # The retention horizon each pruned partition's chain was verified from.
     horizons: list[Horizon] = field(default_factory=list)
+    uncovered: list[Uncovered] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    @property
+    def not_covered(self) -> int:
+        return sum(u.records for u in self.uncovered)
+
+    def summary(self) -> str:
+        """E.g. "12 records, 2 checkpoints: verified; 3 records not yet covered"."""
+        verdict = "verified" if self.ok else f"{len(self.findings)} findings"
+        tail = f"; {self.not_covered} records not yet covered" if self.not_covered else ""
+        return f"{self.records} records, {self.checkpoints} checkpoints: {verdict}{tail}"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +131,10 @@ class Report:
             "findings": [
                 {"partition": f.partition, "seq": f.seq, "finding": f.kind, "detail": f.detail}
                 for f in self.findings
+            ],
+            "not_covered": [
+                {"partition": u.partition, "after_seq": u.after_seq, "records": u.records}
+                for u in self.uncovered
             ],
             "warnings": self.warnings,
             "horizons": [
@@ -131,10 +180,17 @@ class _PartitionWalk:
     """One partition's chain, walked in seq order; failing rows are judged at the end."""
 
     def __init__(
-        self, partition: int, checkpoint_seqs: set[int], start: Horizon | None = None
+        self,
+        partition: int,
+        checkpoint_seqs: set[int],
+        start: Horizon | None = None,
+        covered_to: int = 0,
     ) -> None:
         self.partition = partition
         self.findings: list[Finding] = []
+        # Records past the newest validly signed checkpoint are counted, not vouched for.
+        self.covered_to = covered_to
+        self.uncovered = 0
         # A pruned chain starts at its horizon, whose record's hash the next record names.
         self.start = start
         self.last_seq = 0 if start is None else start.seq
@@ -153,6 +209,8 @@ class _PartitionWalk:
     def feed(self, row: Mapping[str, Any]) -> None:
         self.records += 1
         seq = int(row["seq"])
+        if seq > self.covered_to:
+            self.uncovered += 1
         if seq <= self.last_seq:
             self._found(seq, INSERTED, "a second record for this seq")
             return
@@ -220,8 +278,18 @@ def trusted_horizons(
     return starts, found
 
 
+def _utc(at: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were stored as UTC.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _numbers(first: int, last: int) -> str:
+    return f"number {first}" if first == last else f"numbers {first}-{last}"
+
+
 class ChainVerifier:
-    """Feed rows in (partition, seq, id) order, then `finish()` for the report."""
+    """Feed rows in (partition, seq, id) order, then `finish()` for the report. With `now` and
+    `max_age`, checkpoints older than `max_age` at `now` are stale."""
 
     def __init__(
         self,
@@ -229,25 +297,39 @@ class ChainVerifier:
         check_signature: SignatureCheck,
         head_seqs: Mapping[int, int] | None = None,
         horizons: Iterable[Horizon] = (),
+        *,
+        now: datetime | None = None,
+        max_age: timedelta | None = None,
     ) -> None:
         self._checkpoints = sorted(checkpoints, key=lambda c: (c.partition, c.seq))
         self._check = check_signature
+        # Each signature checked once: heartbeats make checkpoints many.
+        self._valid = {
+            cp for cp in self._checkpoints if check_signature(cp.payload(), cp.signature)
+        }
         self._starts, self._horizon_findings = trusted_horizons(
             horizons, self._checkpoints, check_signature
         )
         # The service's own chain heads: not trusted, but they catch a naive cut of the tail
         # beyond the last checkpoint.
         self._head_seqs = dict(head_seqs or {})
+        self._stale_before = None if now is None or not max_age else _utc(now) - max_age
+        self._max_age = max_age
         self._walks: dict[int, _PartitionWalk] = {}
         self._current: _PartitionWalk | None = None
+
+    def _covered_to(self, partition: int) -> int:
+        return max((c.seq for c in self._valid if c.partition == partition), default=0)
 
     def _walk(self, partition: int) -> _PartitionWalk:
         if self._current is None or self._current.partition != partition:
             watch = {c.seq for c in self._checkpoints if c.partition == partition}
             start = self._starts.get(partition)
-            self._current = self._walks.setdefault(
-                partition, _PartitionWalk(partition, watch, start)
-            )
+            walk = self._walks.get(partition)
+            if walk is None:
+                walk = _PartitionWalk(partition, watch, start, self._covered_to(partition))
+                self._walks[partition] = walk
+            self._current = walk
         return self._current
 
     def feed(self, row: Mapping[str, Any]) -> None:
@@ -268,7 +350,7 @@ class ChainVerifier:
             )
 
     def _judge_checkpoint(self, walk: _PartitionWalk, cp: Checkpoint) -> Finding | None:
-        if not self._check(cp.payload(), cp.signature):
+        if cp not in self._valid:
             return Finding(cp.partition, cp.seq, BAD_SIGNATURE)
         if cp.seq > walk.last_seq:
             detail = f"chain ends at seq {walk.last_seq}, signed up to seq {cp.seq}"
@@ -296,20 +378,106 @@ class ChainVerifier:
         detail = f"chain ends at seq {walk.last_seq}, its head is at seq {head}"
         return [Finding(walk.partition, walk.last_seq + 1, TRUNCATED, detail)]
 
+    def _judge_chain(self, mine: list[Checkpoint]) -> list[Finding]:
+        """Chained checkpoints: numbered from 1 without a gap, each naming its predecessor."""
+        found: list[Finding] = []
+        previous: Checkpoint | None = None
+        for cp in sorted((c for c in mine if c.number is not None), key=lambda c: c.number or 0):
+            number = cp.number or 0
+            if previous is not None and number == previous.number:
+                if cp.digest() != previous.digest():
+                    detail = f"two checkpoints numbered {number}"
+                    found.append(Finding(cp.partition, cp.seq, CHECKPOINT_MISMATCH, detail))
+                continue
+            expected = 1 if previous is None else (previous.number or 0) + 1
+            if number > expected:
+                detail = _numbers(expected, number - 1)
+                found.append(Finding(cp.partition, cp.seq, CHECKPOINT_MISSING, detail))
+            problem = self._link_problem(previous if number == expected else None, cp)
+            if problem:
+                found.append(Finding(cp.partition, cp.seq, CHECKPOINT_MISMATCH, problem))
+            previous = cp
+        return found
+
+    def _link_problem(self, before: Checkpoint | None, cp: Checkpoint) -> str:
+        # A checkpoint whose signature fails is named BAD SIGNATURE, and says nothing here.
+        if cp not in self._valid:
+            return ""
+        if cp.number == 1:
+            return "" if cp.prev == GENESIS_HASH else "checkpoint 1 does not start the chain"
+        if before is None or before not in self._valid or cp.prev == before.digest():
+            return ""
+        return f"checkpoint {cp.number} does not name checkpoint {before.number}'s digest"
+
+    def _named(self) -> set[int]:
+        """Every partition a validly signed checkpoint says the store held."""
+        return {p for cp in self._valid for p in cp.partitions}
+
+    def _judge_age(self, partition: int, mine: list[Checkpoint]) -> list[Finding]:
+        if self._stale_before is None or self._max_age is None:
+            return []
+        valid = [c for c in mine if c in self._valid]
+        if not valid:
+            return []
+        newest = max(valid, key=lambda c: (_utc(c.created_at), c.number or 0))
+        if _utc(newest.created_at) >= self._stale_before:
+            return []
+        label = "unnumbered" if newest.number is None else f"number {newest.number}"
+        detail = (
+            f"newest checkpoint ({label}) signed at {iso_utc(newest.created_at)}, over "
+            f"{self._max_age.total_seconds():g} s before verify"
+        )
+        return [Finding(partition, newest.seq, STALE_CHECKPOINT, detail)]
+
+    def _store_is_stale(self) -> bool:
+        """No validly signed checkpoint at all, or none younger than the allowed age."""
+        if self._stale_before is None:
+            return False
+        newest = max((_utc(c.created_at) for c in self._valid), default=None)
+        return newest is None or newest < self._stale_before
+
+    def _judge_unsigned(
+        self, walk: _PartitionWalk, named: set[int], report: Report
+    ) -> list[Finding]:
+        """A partition without a single checkpoint."""
+        p = walk.partition
+        if p in named and not walk.records and not walk.below_start:
+            detail = "named by signed checkpoints; no record and no checkpoint left"
+            return [Finding(p, 0, PARTITION_MISSING, detail)]
+        if not walk.records:
+            return []
+        first = 1 if walk.start is None else walk.start.seq + 1
+        if p in named:
+            detail = "every checkpoint of a partition that signed checkpoints name"
+            return [Finding(p, first, CHECKPOINT_MISSING, detail)]
+        if self._store_is_stale():
+            return [Finding(p, first, STALE_CHECKPOINT, "never checkpointed")]
+        report.warnings.append(f"partition {p}: no checkpoints")
+        return []
+
+    def _judge_partition(self, walk: _PartitionWalk, named: set[int], report: Report) -> None:
+        walk.finish()
+        self._note_pruning(walk, report)
+        report.records += walk.records
+        if walk.uncovered:
+            report.uncovered.append(Uncovered(walk.partition, walk.covered_to, walk.uncovered))
+        mine = [c for c in self._checkpoints if c.partition == walk.partition]
+        found = walk.findings + self._judge_checkpoints(walk, mine)
+        found += self._judge_chain(mine) + self._judge_age(walk.partition, mine)
+        if not mine:
+            found += self._judge_unsigned(walk, named, report)
+        report.findings.extend(found + self._judge_head(walk, found))
+
     def finish(self) -> Report:
         report = Report(checkpoints=len(self._checkpoints))
+        named = self._named()
         partitions = {*self._walks, *self._head_seqs, *(c.partition for c in self._checkpoints)}
-        for partition in sorted(partitions | set(self._starts)):
+        for partition in sorted(partitions | set(self._starts) | named):
             start = self._starts.get(partition)
-            walk = self._walks.get(partition) or _PartitionWalk(partition, set(), start)
-            walk.finish()
-            self._note_pruning(walk, report)
-            mine = [c for c in self._checkpoints if c.partition == partition]
-            if not mine and walk.records:
-                report.warnings.append(f"partition {partition}: no checkpoints")
-            report.records += walk.records
-            found = walk.findings + self._judge_checkpoints(walk, mine)
-            report.findings.extend(found + self._judge_head(walk, found))
+            walk = self._walks.get(partition) or _PartitionWalk(
+                partition, set(), start, self._covered_to(partition)
+            )
+            self._judge_partition(walk, named, report)
         report.findings.extend(self._horizon_findings)
         report.findings.sort()
         return report
@@ -326,8 +494,13 @@ def verify_rows(
     check_signature: SignatureCheck,
     head_seqs: Mapping[int, int] | None = None,
     horizons: Iterable[Horizon] = (),
+    *,
+    now: datetime | None = None,
+    max_age: timedelta | None = None,
 ) -> Report:
-    verifier = ChainVerifier(checkpoints, check_signature, head_seqs, horizons)
+    verifier = ChainVerifier(
+        checkpoints, check_signature, head_seqs, horizons, now=now, max_age=max_age
+    )
     for row in rows:
         verifier.feed(row)
     return verifier.finish()
