@@ -129,8 +129,9 @@ class Checkpointer:
     `every_seconds` seconds: over new records while they arrive, over the unchanged head (a
     heartbeat) when none do, so that a stale newest checkpoint is itself a finding. The timing
     is read from the newest stored checkpoint's `created_at`, so it spans restarts and instances.
-    A partition's first checkpoint is signed as soon as it has a record: every later checkpoint's
-    signed set names it, and verify may then demand a checkpoint of every partition named."""
+    The signed partition set names only partitions that have a checkpoint (stored, or signed in
+    the same pass and stored in the same transaction), so verify may demand a checkpoint of every
+    partition a signed set names."""
 
     def __init__(
         self,
@@ -145,16 +146,23 @@ class Checkpointer:
         self._clock = clock
         # The highest number this process stored, per partition: the store must never show less.
         self._signed: dict[int, int] = {}
+        # When this process first saw a partition that has no checkpoint yet: nothing stored
+        # to time its first one from.
+        self._first_seen: dict[int, datetime] = {}
         self._task: asyncio.Task[None] | None = None
 
     def _due(self, head: ChainHead, newest: Checkpoint | None, now: datetime, force: bool) -> bool:
-        if newest is None:
-            return head.seq > 0
-        if head.seq < newest.seq:
+        signed_seq = 0 if newest is None else newest.seq
+        if head.seq < signed_seq or head.seq == 0:
             return False
-        if head.seq > newest.seq and (force or head.seq - newest.seq >= self._config.every_records):
+        if head.seq > signed_seq and (force or head.seq - signed_seq >= self._config.every_records):
             return True
-        return (now - _utc(newest.created_at)).total_seconds() >= self._config.every_seconds
+        since = (
+            self._first_seen.setdefault(head.partition, now)
+            if newest is None
+            else _utc(newest.created_at)
+        )
+        return (now - since).total_seconds() >= self._config.every_seconds
 
     async def run_once(self, *, force: bool = False) -> list[Checkpoint]:
         """Sign every head that is due (`force`: every head beyond its last checkpoint)."""
@@ -163,16 +171,20 @@ class Checkpointer:
             heads = await SqlAuditStore(uow.session).heads()
             latest = await SqlCheckpointStore(uow.session).latest()
         refused = await self._refuse_rollbacks(heads, latest, now)
-        # A partition once signed stays in every later checkpoint's set, so one that vanishes
-        # whole (records, checkpoints and head) is still named by the others.
-        partitions = tuple(
-            sorted({h.partition for h in heads}.union(*(c.partitions for c in latest.values())))
-        )
         due = [
             h
             for h in heads
             if h.partition not in refused and self._due(h, latest.get(h.partition), now, force)
         ]
+        # A partition once signed stays in every later checkpoint's set, so one that vanishes
+        # whole (records, checkpoints and head) is still named by the others.
+        partitions = tuple(
+            sorted(
+                {*latest, *(h.partition for h in due)}.union(
+                    *(c.partitions for c in latest.values())
+                )
+            )
+        )
         made = [await self._sign(h, latest.get(h.partition), partitions, now) for h in due]
         async with self._uow_factory() as uow:
             stored = [cp for cp in made if await self._store(uow.session, cp)]

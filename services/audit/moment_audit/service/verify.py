@@ -15,19 +15,19 @@ Chained checkpoints (issue 9) are judged as a chain of their own, per partition:
 from 1 without a gap (else CHECKPOINT MISSING, naming the numbers), and each one's `prev` is the
 digest of the one before (else CHECKPOINT MISMATCH). A partition named in a validly signed
 checkpoint's partition set with neither records nor a checkpoint left is PARTITION MISSING; with
-records but no checkpoint it is CHECKPOINT MISSING (the checkpointer signs a partition's first
-checkpoint in the pass that first names it, so a named partition always had one). With `now` and
-`max_age` given, a partition whose newest validly signed checkpoint is older than `max_age` is a
-STALE CHECKPOINT (the service signs a heartbeat every `every_seconds` even when idle), and so is
-a partition with records, no checkpoint and no signed set naming it, when the store holds no
-validly signed checkpoint at all or its newest is older than `max_age` ("never checkpointed"):
-a live service would have signed it by then. Such a partition whose records arrived after a
-recent checkpoint only gets the "no checkpoints" warning: the next pass of the checkpointer
-signs it. Records past a partition's newest validly signed checkpoint are counted as not yet
-covered (`Report.uncovered`), never as verified: deleting the newest checkpoints, or records
-after them, within `max_age` can only be caught by a witness holding the signed checkpoints.
-Unchained checkpoints (before migration 0008) are judged as before and count for coverage and
-age, not for the numbering.
+records but no checkpoint it is CHECKPOINT MISSING (the checkpointer names a partition only once
+it has a checkpoint, stored in the same transaction or before). With `now` and `max_age` given,
+a partition whose newest validly signed checkpoint is older than `max_age` is a STALE CHECKPOINT
+(the service signs a heartbeat every `every_seconds` even when idle), and so is a partition with
+records, no checkpoint and no signed set naming it, when the store holds no validly signed
+checkpoint at all or its newest is older than `max_age` ("never checkpointed"): a live service
+would have signed it by then. Such a partition whose records arrived after a recent checkpoint
+only gets the "no checkpoints" warning: the checkpointer signs it within `every_seconds`.
+Records past a partition's newest validly signed checkpoint are counted as not yet covered
+(`Report.uncovered`), never as verified. Deleting the newest checkpoints (and records after
+them, or everything) within `max_age` can only be caught by a witness of the signed
+checkpoints. Unchained checkpoints (before migration 0008) are judged as before, and count for
+coverage and age but not for the numbering.
 """
 
 from __future__ import annotations
@@ -289,7 +289,8 @@ def _numbers(first: int, last: int) -> str:
 
 class ChainVerifier:
     """Feed rows in (partition, seq, id) order, then `finish()` for the report. With `now` and
-    `max_age`, checkpoints older than `max_age` at `now` are stale."""
+    `max_age`, checkpoints older than `max_age` at `now` are stale. `whole_store` False: fed
+    part of the store (prune verifies one partition), whose signed partition sets name others."""
 
     def __init__(
         self,
@@ -300,7 +301,9 @@ class ChainVerifier:
         *,
         now: datetime | None = None,
         max_age: timedelta | None = None,
+        whole_store: bool = True,
     ) -> None:
+        self._whole_store = whole_store
         self._checkpoints = sorted(checkpoints, key=lambda c: (c.partition, c.seq))
         self._check = check_signature
         # Each signature checked once: heartbeats make checkpoints many.
@@ -411,6 +414,8 @@ class ChainVerifier:
 
     def _named(self) -> set[int]:
         """Every partition a validly signed checkpoint says the store held."""
+        if not self._whole_store:
+            return set()
         return {p for cp in self._valid for p in cp.partitions}
 
     def _judge_age(self, partition: int, mine: list[Checkpoint]) -> list[Finding]:
