@@ -216,6 +216,23 @@ async def test_a_whole_partition_deleted_is_missing(store: Chained, env: dict[st
     )
 
 
+async def test_a_whole_partition_deleted_with_every_checkpoint_naming_it(
+    store: Chained, env: dict[str, str]
+) -> None:
+    # The clever variant: no signed set is left to name partition 1, but partition 0's records
+    # are left without a checkpoint, which a live checkpointer never allows for long.
+    await store.tamper(
+        "DELETE FROM audit_records WHERE chain_partition = 1",
+        "DELETE FROM audit_chain_heads WHERE chain_partition = 1",
+        "DELETE FROM audit_checkpoints",
+    )
+    code, out = await run_verify(env)
+    assert (code, findings(out)) == (
+        1,
+        ["partition 0 seq 1: STALE CHECKPOINT (never checkpointed)"],
+    )
+
+
 async def test_everything_deleted_needs_the_witness(store: Chained, env: dict[str, str]) -> None:
     # Records, checkpoints and heads all gone: nothing signed is left in the database to say a
     # store existed. Only a witness holding the signed checkpoints (audit.checkpoints, an
