@@ -179,7 +179,7 @@ async def test_every_checkpoint_of_a_partition_deleted(store: Chained, env: dict
         1,
         [
             "partition 0 seq 1: CHECKPOINT MISSING "
-            "(every checkpoint of a partition that signed checkpoints name)"
+            "(all of them, though signed checkpoints name the partition)"
         ],
     )
     assert (
@@ -299,7 +299,7 @@ async def test_a_rewritten_record_whose_every_checkpoint_is_deleted(
         1,
         [
             "partition 0 seq 1: CHECKPOINT MISSING "
-            "(every checkpoint of a partition that signed checkpoints name)"
+            "(all of them, though signed checkpoints name the partition)"
         ],
     )
 
@@ -343,3 +343,21 @@ async def test_the_checkpointer_refuses_to_sign_over_deleted_checkpoints(
     clock.behind = -timedelta(minutes=6)
     assert [cp.partition for cp in await checkpointer.run_once()] == [1]
     assert len(await store.alerts("checkpoint-rollback")) == 1, "raised once"
+
+
+async def test_the_cadence_is_timed_from_the_stored_checkpoints(
+    store: Chained, vault: VaultClient
+) -> None:
+    # A new process (a restart, another instance) remembers nothing: the store tells it when.
+    clock = Clock()
+    checkpointer = store.checkpointer(vault, clock, every_records=2)
+    assert await checkpointer.run_once() == [], "checkpoint 3 was signed just now"
+    await store.put(2)
+    assert await checkpointer.run_once() == [], "one new record per partition: not yet due"
+    await store.put(2)
+    made = await checkpointer.run_once()
+    assert sorted((cp.partition, cp.number, cp.seq) for cp in made) == [(0, 4, 8), (1, 4, 8)]
+    assert made[0].partitions == (0, 1)
+    clock.behind = -timedelta(seconds=61)
+    beats = await checkpointer.run_once()
+    assert sorted((cp.partition, cp.number, cp.seq) for cp in beats) == [(0, 5, 8), (1, 5, 8)]

@@ -127,7 +127,7 @@ def test_a_named_partition_with_records_and_no_checkpoint_lost_them() -> None:
     cps = checkpoints(rows[:4], [4], (0, 1), minutes=6)
     assert lines(judged(rows, cps)) == [
         "partition 1 seq 1: CHECKPOINT MISSING "
-        "(every checkpoint of a partition that signed checkpoints name)"
+        "(all of them, though signed checkpoints name the partition)"
     ]
 
 
@@ -175,7 +175,7 @@ def test_a_rewritten_chain_whose_covering_checkpoints_are_gone_is_named(deleted:
     else:
         assert found == [
             "partition 0 seq 1: CHECKPOINT MISSING "
-            "(every checkpoint of a partition that signed checkpoints name)"
+            "(all of them, though signed checkpoints name the partition)"
         ]
 
 

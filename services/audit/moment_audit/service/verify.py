@@ -453,7 +453,7 @@ class ChainVerifier:
             return []
         first = 1 if walk.start is None else walk.start.seq + 1
         if p in named:
-            detail = "every checkpoint of a partition that signed checkpoints name"
+            detail = "all of them, though signed checkpoints name the partition"
             return [Finding(p, first, CHECKPOINT_MISSING, detail)]
         if self._store_is_stale():
             return [Finding(p, first, STALE_CHECKPOINT, "never checkpointed")]
