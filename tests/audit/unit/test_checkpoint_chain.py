@@ -8,7 +8,9 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
+from moment_audit.config import CheckpointConfig
 from moment_audit.domain.chain import GENESIS_HASH
 from moment_audit.domain.checkpoints import Checkpoint
 from moment_audit.service.verify import Report, verify_rows
@@ -187,3 +189,10 @@ def test_legacy_checkpoints_count_for_coverage_not_numbering() -> None:
     assert report.ok
     assert report.uncovered == []
     assert verify_rows(rows, [legacy], CHECK).uncovered[0].records == 3
+
+
+def test_max_age_must_leave_room_for_the_cadence() -> None:
+    assert CheckpointConfig().max_age_s >= 2 * CheckpointConfig().every_seconds
+    with pytest.raises(ValidationError, match="at least twice"):
+        CheckpointConfig(every_seconds=200)
+    assert CheckpointConfig(every_seconds=200, max_age_s=400).max_age_s == 400
