@@ -361,3 +361,21 @@ async def test_the_cadence_is_timed_from_the_stored_checkpoints(
     clock.behind = -timedelta(seconds=61)
     beats = await checkpointer.run_once()
     assert sorted((cp.partition, cp.number, cp.seq) for cp in beats) == [(0, 5, 8), (1, 5, 8)]
+
+
+async def test_the_checkpointer_refuses_to_sign_a_head_behind_its_checkpoint(
+    store: Chained, vault: VaultClient
+) -> None:
+    # A DBA cut partition 1's chain and wound its head back, so the service chains on from
+    # there: a checkpoint over that head would sign the cut.
+    await store.tamper(
+        "DELETE FROM audit_records WHERE chain_partition = 1 AND seq > 2",
+        "UPDATE audit_chain_heads SET seq = 2, hash = (SELECT record_hash FROM audit_records "
+        "WHERE chain_partition = 1 AND seq = 2) WHERE chain_partition = 1",
+    )
+    clock = Clock()
+    clock.behind = -timedelta(minutes=2)
+    checkpointer = store.checkpointer(vault, clock)
+    assert [cp.partition for cp in await checkpointer.run_once()] == [0]
+    [alert] = await store.alerts("checkpoint-rollback")
+    assert "partition 1: chain head at seq 2, behind checkpoint 3 at seq 6" in alert.detail
