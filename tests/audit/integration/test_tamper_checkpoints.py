@@ -63,7 +63,7 @@ class Chained(Store):
             self.offset += 1
 
     def checkpointer(self, vault: VaultClient, clock: Clock, **config: float) -> Checkpointer:
-        return Checkpointer(vault, CheckpointConfig(**config), self.uow, clock)
+        return Checkpointer(vault, CheckpointConfig(**config), self.uow, clock=clock)
 
     async def build(self, vault: VaultClient) -> None:
         clock = Clock()

@@ -138,6 +138,7 @@ class Checkpointer:
         vault: VaultClient,
         config: CheckpointConfig,
         uow_factory: Callable[[], SqlUnitOfWork],
+        *,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._vault = vault

@@ -11,23 +11,8 @@ retention horizon that rests on a matching, validly signed checkpoint and is val
 itself; any other horizon is a BAD HORIZON and excuses nothing, so the records it claims to have
 pruned are DELETED.
 
-Chained checkpoints (issue 9) are judged as a chain of their own, per partition: numbers run
-from 1 without a gap (else CHECKPOINT MISSING, naming the numbers), and each one's `prev` is the
-digest of the one before (else CHECKPOINT MISMATCH). A partition named in a validly signed
-checkpoint's partition set with neither records nor a checkpoint left is PARTITION MISSING; with
-records but no checkpoint it is CHECKPOINT MISSING (the checkpointer names a partition only once
-it has a checkpoint, stored in the same transaction or before). With `now` and `max_age` given,
-a partition whose newest validly signed checkpoint is older than `max_age` is a STALE CHECKPOINT
-(the service signs a heartbeat every `every_seconds` even when idle), and so is a partition with
-records, no checkpoint and no signed set naming it, when the store holds no validly signed
-checkpoint at all or its newest is older than `max_age` ("never checkpointed"): a live service
-would have signed it by then. Such a partition whose records arrived after a recent checkpoint
-only gets the "no checkpoints" warning: the checkpointer signs it within `every_seconds`.
-Records past a partition's newest validly signed checkpoint are counted as not yet covered
-(`Report.uncovered`), never as verified. Deleting the newest checkpoints (and records after
-them, or everything) within `max_age` can only be caught by a witness of the signed
-checkpoints. Unchained checkpoints (before migration 0008) are judged as before, and count for
-coverage and age but not for the numbering.
+Chained checkpoints are judged by `service/checkpoint_chain.py` (its docstring has the rules);
+records past a partition's newest validly signed checkpoint are reported as not yet covered.
 """
 
 from __future__ import annotations
@@ -36,7 +21,7 @@ import base64
 import binascii
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from hashlib import sha256
 from typing import Any
 
@@ -46,57 +31,60 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from moment_audit.domain.chain import GENESIS_HASH, hash_at_seq, iso_utc
 from moment_audit.domain.checkpoints import Checkpoint
 from moment_audit.domain.retention import Horizon, horizon_problem
+from moment_audit.service.checkpoint_chain import CheckpointChain
+from moment_audit.service.verdict import (
+    BAD_HORIZON,
+    BAD_SIGNATURE,
+    CHECKPOINT_MISMATCH,
+    CHECKPOINT_MISSING,
+    COLUMN_MISMATCH,
+    DELETED,
+    DUPLICATE_EVENT,
+    GUARD_MISSING,
+    INSERTED,
+    MODIFIED,
+    PARTITION_MISSING,
+    REORDERED,
+    SCHEMA,
+    STALE_CHECKPOINT,
+    TRUNCATED,
+    UNAUTHENTICATED_RECORD,
+    UNGUARDED_COLUMN,
+    Finding,
+    Uncovered,
+)
 
-MODIFIED = "MODIFIED"
-DELETED = "DELETED"
-INSERTED = "INSERTED"
-REORDERED = "REORDERED"
-TRUNCATED = "TRUNCATED"
-BAD_SIGNATURE = "BAD SIGNATURE"
-CHECKPOINT_MISMATCH = "CHECKPOINT MISMATCH"
-UNGUARDED_COLUMN = "UNGUARDED COLUMN"
-# A finding about the store's schema rather than one chain carries this partition.
-SCHEMA = -1
-BAD_HORIZON = "BAD HORIZON"
-# Issue 9: findings that need no trust in anything the database derives.
-CHECKPOINT_MISSING = "CHECKPOINT MISSING"  # a gap in a partition's checkpoint numbers, or witnessed
-STALE_CHECKPOINT = "STALE CHECKPOINT"  # newest checkpoint older than the cadence allows
-PARTITION_MISSING = "PARTITION MISSING"  # a signed partition set names a partition that is gone
-COLUMN_MISMATCH = "COLUMN MISMATCH"  # a query column disagrees with the row's hashed document
-DUPLICATE_EVENT = "DUPLICATE EVENT"  # (source, event id) stored more than once
-UNAUTHENTICATED_RECORD = "UNAUTHENTICATED RECORD"  # no valid ingest MAC (needs the Vault key)
-GUARD_MISSING = "GUARD MISSING"  # a trigger, constraint or grant the append-only promise rests on
+# Re-exported: the finding kinds and Finding have always been imported from here.
+__all__ = [
+    "BAD_HORIZON",
+    "BAD_SIGNATURE",
+    "CHECKPOINT_MISMATCH",
+    "CHECKPOINT_MISSING",
+    "COLUMN_MISMATCH",
+    "DELETED",
+    "DUPLICATE_EVENT",
+    "GUARD_MISSING",
+    "INSERTED",
+    "MODIFIED",
+    "PARTITION_MISSING",
+    "REORDERED",
+    "SCHEMA",
+    "STALE_CHECKPOINT",
+    "TRUNCATED",
+    "UNAUTHENTICATED_RECORD",
+    "UNGUARDED_COLUMN",
+    "ChainVerifier",
+    "Finding",
+    "Report",
+    "SignatureCheck",
+    "Uncovered",
+    "offline_signature_check",
+    "schema_findings",
+    "trusted_horizons",
+    "verify_rows",
+]
 
 SignatureCheck = Callable[[bytes, str], bool]
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    partition: int
-    seq: int
-    kind: str
-    detail: str = ""
-
-    def line(self) -> str:
-        suffix = f" ({self.detail})" if self.detail else ""
-        if self.partition == SCHEMA:
-            return f"schema: {self.kind}{suffix}"
-        return f"partition {self.partition} seq {self.seq}: {self.kind}{suffix}"
-
-
-@dataclass(frozen=True)
-class Uncovered:
-    """Records past a partition's newest validly signed checkpoint: stored, not yet vouched for."""
-
-    partition: int
-    after_seq: int
-    records: int
-
-    def line(self) -> str:
-        return (
-            f"not yet covered: partition {self.partition}, {self.records} records "
-            f"after seq {self.after_seq}"
-        )
 
 
 @dataclass
@@ -278,15 +266,6 @@ def trusted_horizons(
     return starts, found
 
 
-def _utc(at: datetime) -> datetime:
-    # SQLite hands back naive datetimes; they were stored as UTC.
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def _numbers(first: int, last: int) -> str:
-    return f"number {first}" if first == last else f"numbers {first}-{last}"
-
-
 class ChainVerifier:
     """Feed rows in (partition, seq, id) order, then `finish()` for the report. With `now` and
     `max_age`, checkpoints older than `max_age` at `now` are stale. `whole_store` False: fed
@@ -303,21 +282,19 @@ class ChainVerifier:
         max_age: timedelta | None = None,
         whole_store: bool = True,
     ) -> None:
-        self._whole_store = whole_store
         self._checkpoints = sorted(checkpoints, key=lambda c: (c.partition, c.seq))
         self._check = check_signature
         # Each signature checked once: heartbeats make checkpoints many.
         self._valid = {
             cp for cp in self._checkpoints if check_signature(cp.payload(), cp.signature)
         }
+        self._chain = CheckpointChain(self._valid, now, max_age, whole_store)
         self._starts, self._horizon_findings = trusted_horizons(
             horizons, self._checkpoints, check_signature
         )
         # The service's own chain heads: not trusted, but they catch a naive cut of the tail
         # beyond the last checkpoint.
         self._head_seqs = dict(head_seqs or {})
-        self._stale_before = None if now is None or not max_age else _utc(now) - max_age
-        self._max_age = max_age
         self._walks: dict[int, _PartitionWalk] = {}
         self._current: _PartitionWalk | None = None
 
@@ -381,85 +358,6 @@ class ChainVerifier:
         detail = f"chain ends at seq {walk.last_seq}, its head is at seq {head}"
         return [Finding(walk.partition, walk.last_seq + 1, TRUNCATED, detail)]
 
-    def _judge_chain(self, mine: list[Checkpoint]) -> list[Finding]:
-        """Chained checkpoints: numbered from 1 without a gap, each naming its predecessor."""
-        found: list[Finding] = []
-        previous: Checkpoint | None = None
-        for cp in sorted((c for c in mine if c.number is not None), key=lambda c: c.number or 0):
-            number = cp.number or 0
-            if previous is not None and number == previous.number:
-                if cp.digest() != previous.digest():
-                    detail = f"two checkpoints numbered {number}"
-                    found.append(Finding(cp.partition, cp.seq, CHECKPOINT_MISMATCH, detail))
-                continue
-            expected = 1 if previous is None else (previous.number or 0) + 1
-            if number > expected:
-                detail = _numbers(expected, number - 1)
-                found.append(Finding(cp.partition, cp.seq, CHECKPOINT_MISSING, detail))
-            problem = self._link_problem(previous if number == expected else None, cp)
-            if problem:
-                found.append(Finding(cp.partition, cp.seq, CHECKPOINT_MISMATCH, problem))
-            previous = cp
-        return found
-
-    def _link_problem(self, before: Checkpoint | None, cp: Checkpoint) -> str:
-        # A checkpoint whose signature fails is named BAD SIGNATURE, and says nothing here.
-        if cp not in self._valid:
-            return ""
-        if cp.number == 1:
-            return "" if cp.prev == GENESIS_HASH else "checkpoint 1 does not start the chain"
-        if before is None or before not in self._valid or cp.prev == before.digest():
-            return ""
-        return f"checkpoint {cp.number} does not name checkpoint {before.number}'s digest"
-
-    def _named(self) -> set[int]:
-        """Every partition a validly signed checkpoint says the store held."""
-        if not self._whole_store:
-            return set()
-        return {p for cp in self._valid for p in cp.partitions}
-
-    def _judge_age(self, partition: int, mine: list[Checkpoint]) -> list[Finding]:
-        if self._stale_before is None or self._max_age is None:
-            return []
-        valid = [c for c in mine if c in self._valid]
-        if not valid:
-            return []
-        newest = max(valid, key=lambda c: (_utc(c.created_at), c.number or 0))
-        if _utc(newest.created_at) >= self._stale_before:
-            return []
-        label = "unnumbered" if newest.number is None else f"number {newest.number}"
-        detail = (
-            f"newest checkpoint ({label}) signed at {iso_utc(newest.created_at)}, over "
-            f"{self._max_age.total_seconds():g} s before verify"
-        )
-        return [Finding(partition, newest.seq, STALE_CHECKPOINT, detail)]
-
-    def _store_is_stale(self) -> bool:
-        """No validly signed checkpoint at all, or none younger than the allowed age."""
-        if self._stale_before is None:
-            return False
-        newest = max((_utc(c.created_at) for c in self._valid), default=None)
-        return newest is None or newest < self._stale_before
-
-    def _judge_unsigned(
-        self, walk: _PartitionWalk, named: set[int], report: Report
-    ) -> list[Finding]:
-        """A partition without a single checkpoint."""
-        p = walk.partition
-        if p in named and not walk.records and not walk.below_start:
-            detail = "named by signed checkpoints; no record and no checkpoint left"
-            return [Finding(p, 0, PARTITION_MISSING, detail)]
-        if not walk.records:
-            return []
-        first = 1 if walk.start is None else walk.start.seq + 1
-        if p in named:
-            detail = "all of them, though signed checkpoints name the partition"
-            return [Finding(p, first, CHECKPOINT_MISSING, detail)]
-        if self._store_is_stale():
-            return [Finding(p, first, STALE_CHECKPOINT, "never checkpointed")]
-        report.warnings.append(f"partition {p}: no checkpoints")
-        return []
-
     def _judge_partition(self, walk: _PartitionWalk, named: set[int], report: Report) -> None:
         walk.finish()
         self._note_pruning(walk, report)
@@ -468,14 +366,19 @@ class ChainVerifier:
             report.uncovered.append(Uncovered(walk.partition, walk.covered_to, walk.uncovered))
         mine = [c for c in self._checkpoints if c.partition == walk.partition]
         found = walk.findings + self._judge_checkpoints(walk, mine)
-        found += self._judge_chain(mine) + self._judge_age(walk.partition, mine)
+        found += self._chain.judge(walk.partition, mine)
         if not mine:
-            found += self._judge_unsigned(walk, named, report)
+            first = 1 if walk.start is None else walk.start.seq + 1
+            records = walk.records + walk.below_start
+            unsigned = self._chain.judge_unsigned(walk.partition, first, records, named)
+            if unsigned is None:
+                report.warnings.append(f"partition {walk.partition}: no checkpoints")
+            found += unsigned or []
         report.findings.extend(found + self._judge_head(walk, found))
 
     def finish(self) -> Report:
         report = Report(checkpoints=len(self._checkpoints))
-        named = self._named()
+        named = self._chain.named()
         partitions = {*self._walks, *self._head_seqs, *(c.partition for c in self._checkpoints)}
         for partition in sorted(partitions | set(self._starts) | named):
             start = self._starts.get(partition)
