@@ -59,6 +59,10 @@ class AuditService(BasicService):
             else Checkpointer(self.vault, settings.checkpoints, self.unit_of_work)
         )
         self._key_name = settings.checkpoints.key_name
+        # Stale checkpoints judged as `moment-audit verify` does; without Vault none is signed.
+        self._max_age = (
+            None if self.vault is None else timedelta(seconds=settings.checkpoints.max_age_s)
+        )
         self.watch = Watch(
             self.unit_of_work,
             settings.watch,
@@ -75,7 +79,8 @@ class AuditService(BasicService):
     async def verify_store(self) -> Report:
         """What `moment-audit verify` reports, with the service's own Vault client."""
         async with self.core.database.sessionmaker() as session:
-            return await verify_store(session, vault_signatures(self.vault, self._key_name))
+            signatures = vault_signatures(self.vault, self._key_name)
+            return await verify_store(session, signatures, max_age=self._max_age)
 
     def queries(self) -> AccessQueryHandler:
         # Built on first use: the replier and Vault client exist only once BasicService is set up.

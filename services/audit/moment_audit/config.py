@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from moment_audit.domain.rules import RulesConfig
@@ -16,12 +16,27 @@ from moment_telemetry.config import TelemetryConfig
 
 
 class CheckpointConfig(BaseModel):
-    """Signed checkpoints of each partition's chain: every N records or T seconds, first wins."""
+    """Signed checkpoints of each partition's chain: every N records or T seconds, first wins,
+    and a heartbeat (the unchanged head, signed again) every T seconds when nothing arrives.
+
+    `max_age_s` is how old a partition's newest checkpoint may be before verify calls it a
+    STALE CHECKPOINT (`moment-audit verify --max-age` overrides it): at least twice
+    `every_seconds`, so a slow Vault call or a restart is not taken for tampering."""
 
     every_records: int = Field(default=100, ge=1)
     every_seconds: float = Field(default=60.0, gt=0)
+    max_age_s: float = Field(default=300.0, gt=0)
     # An ed25519 Transit key: its public keys let anyone verify checkpoints offline.
     key_name: str = "audit-checkpoints"
+
+    @model_validator(mode="after")
+    def _max_age_allows_the_cadence(self) -> CheckpointConfig:
+        if self.max_age_s < 2 * self.every_seconds:
+            raise ValueError(
+                f"checkpoints.max_age_s ({self.max_age_s}) must be at least twice "
+                f"checkpoints.every_seconds ({self.every_seconds})"
+            )
+        return self
 
 
 class RetentionConfig(BaseModel):

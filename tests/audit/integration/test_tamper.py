@@ -139,7 +139,7 @@ async def test_an_intact_store_verifies(store_env: dict[str, str]) -> None:
     assert (code, out.splitlines()[-1]) == (0, "12 records, 2 checkpoints: verified")
 
 
-async def test_without_vault_verify_warns_there_are_no_checkpoints(tmp_path: Path) -> None:
+async def test_without_vault_records_are_never_checkpointed(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'unsigned.db'}"
     await upgrade_to_head(url, MIGRATIONS)
     store = Store(url)
@@ -150,12 +150,23 @@ async def test_without_vault_verify_warns_there_are_no_checkpoints(tmp_path: Pat
         "MOMENT_AUDIT_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
     }
     code, out = await run_verify(env)
-    assert code == 0
-    assert out.splitlines() == [
-        "warning: partition 0: no checkpoints",
-        "warning: partition 1: no checkpoints",
-        "12 records, 0 checkpoints: verified",
-    ]
+    assert (code, out.splitlines()) == (
+        1,
+        [
+            "partition 0 seq 1: STALE CHECKPOINT (never checkpointed)",
+            "partition 1 seq 1: STALE CHECKPOINT (never checkpointed)",
+            "not yet covered: partition 0, 6 records after seq 0",
+            "not yet covered: partition 1, 6 records after seq 0",
+            "12 records, 0 checkpoints: 2 findings; 12 records not yet covered",
+        ],
+    )
+    # With no age limit (a dev store), it says so, and still does not count them as verified.
+    code, out = await run_verify(env, "--max-age", "0")
+    assert (code, out.splitlines()[:2], out.splitlines()[-1]) == (
+        0,
+        ["warning: partition 0: no checkpoints", "warning: partition 1: no checkpoints"],
+        "12 records, 0 checkpoints: verified; 12 records not yet covered",
+    )
 
 
 async def test_postgresql_rejects_truncate(postgres_database_factory: PostgresDatabases) -> None:

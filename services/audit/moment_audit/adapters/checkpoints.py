@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,9 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from moment_audit.adapters.orm import audit_checkpoints, messaging
 from moment_audit.adapters.repositories import SqlAuditStore
+from moment_audit.adapters.watch_store import SqlWatchStore
 from moment_audit.config import CheckpointConfig
 from moment_audit.domain.chain import GENESIS_HASH, ChainHead
 from moment_audit.domain.checkpoints import Checkpoint
+from moment_audit.domain.findings import finding_alert
+from moment_audit.domain.rules import Rule
+from moment_audit.service.streams import alert_messages
 from moment_contracts import topics
 from moment_contracts.audit_chain import CheckpointSigned
 from moment_contracts.base import Contract
@@ -47,8 +50,13 @@ async def announce(session: AsyncSession, body: Contract, partition: int) -> Non
     await add_to_outbox(session, messaging, [OutboxMessage(topics.AUDIT_CHECKPOINTS, envelope)])
 
 
-def _signed_seq(checkpoint: Checkpoint | None) -> int:
-    return 0 if checkpoint is None else checkpoint.seq
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(at: datetime) -> datetime:
+    # SQLite hands back naive datetimes; they were stored as UTC.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class SqlCheckpointStore:
@@ -117,55 +125,138 @@ def _checkpoint(row: Any) -> Checkpoint:
 
 
 class Checkpointer:
-    """Signs each partition's head every `every_records` records or `every_seconds` seconds."""
+    """Signs each partition's head every `every_records` records and at least every
+    `every_seconds` seconds: over new records while they arrive, over the unchanged head (a
+    heartbeat) when none do, so that a stale newest checkpoint is itself a finding. The timing
+    is read from the newest stored checkpoint's `created_at`, so it spans restarts and instances.
+    The signed partition set names only partitions that have a checkpoint (stored, or signed in
+    the same pass and stored in the same transaction), so verify may demand a checkpoint of every
+    partition a signed set names."""
 
     def __init__(
         self,
         vault: VaultClient,
         config: CheckpointConfig,
         uow_factory: Callable[[], SqlUnitOfWork],
+        *,
+        clock: Callable[[], datetime] = _now,
     ) -> None:
         self._vault = vault
         self._config = config
         self._uow_factory = uow_factory
-        self._last_signed_at: dict[int, float] = {}
+        self._clock = clock
+        # The highest number this process stored, per partition: the store must never show less.
+        self._signed: dict[int, int] = {}
+        # When this process first saw a partition that has no checkpoint yet: nothing stored
+        # to time its first one from.
+        self._first_seen: dict[int, datetime] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def _due(self, head: ChainHead, signed_seq: int, force: bool) -> bool:
-        if head.seq <= signed_seq:
+    def _due(self, head: ChainHead, newest: Checkpoint | None, now: datetime, force: bool) -> bool:
+        signed_seq = 0 if newest is None else newest.seq
+        if head.seq < signed_seq or head.seq == 0:
             return False
-        if force or head.seq - signed_seq >= self._config.every_records:
+        if head.seq > signed_seq and (force or head.seq - signed_seq >= self._config.every_records):
             return True
-        since = self._last_signed_at.setdefault(head.partition, time.monotonic())
-        return time.monotonic() - since >= self._config.every_seconds
+        since = (
+            self._first_seen.setdefault(head.partition, now)
+            if newest is None
+            else _utc(newest.created_at)
+        )
+        return (now - since).total_seconds() >= self._config.every_seconds
 
     async def run_once(self, *, force: bool = False) -> list[Checkpoint]:
         """Sign every head that is due (`force`: every head beyond its last checkpoint)."""
+        now = self._clock()
         async with self._uow_factory() as uow:
             heads = await SqlAuditStore(uow.session).heads()
             latest = await SqlCheckpointStore(uow.session).latest()
+        refused = await self._refuse_rollbacks(heads, latest, now)
+        due = [
+            h
+            for h in heads
+            if h.partition not in refused and self._due(h, latest.get(h.partition), now, force)
+        ]
         # A partition once signed stays in every later checkpoint's set, so one that vanishes
         # whole (records, checkpoints and head) is still named by the others.
         partitions = tuple(
-            sorted({h.partition for h in heads}.union(*(c.partitions for c in latest.values())))
+            sorted(
+                {*latest, *(h.partition for h in due)}.union(
+                    *(c.partitions for c in latest.values())
+                )
+            )
         )
-        due = [h for h in heads if self._due(h, _signed_seq(latest.get(h.partition)), force)]
-        made = [await self._sign(head, latest.get(head.partition), partitions) for head in due]
+        made = [await self._sign(h, latest.get(h.partition), partitions, now) for h in due]
         async with self._uow_factory() as uow:
             stored = [cp for cp in made if await self._store(uow.session, cp)]
             await uow.commit()
-        for checkpoint in made:
-            self._last_signed_at[checkpoint.partition] = time.monotonic()
+        for cp in stored:
+            self._signed[cp.partition] = max(self._signed.get(cp.partition, 0), cp.number or 0)
         return stored
 
+    def _rollbacks(self, heads: list[ChainHead], latest: dict[int, Checkpoint]) -> dict[int, str]:
+        """Partitions whose stored checkpoints went backwards, and how."""
+        found: dict[int, str] = {}
+        for partition, signed in self._signed.items():
+            newest = latest.get(partition)
+            if newest is None or (newest.number or 0) < signed:
+                shown = "none" if newest is None else f"number {newest.number}"
+                found[partition] = (
+                    f"newest stored checkpoint is {shown}, this process signed {signed}"
+                )
+        for head in heads:
+            newest = latest.get(head.partition)
+            if newest is not None and head.seq < newest.seq:
+                found[head.partition] = (
+                    f"chain head at seq {head.seq}, behind checkpoint {newest.number} at seq "
+                    f"{newest.seq}"
+                )
+        return found
+
+    async def _refuse_rollbacks(
+        self, heads: list[ChainHead], latest: dict[int, Checkpoint], now: datetime
+    ) -> set[int]:
+        """Signing on top of checkpoints deleted under us would fork the chain a witness holds:
+        refuse those partitions, log, and alert (once per distinct rollback, by alert id)."""
+        found = self._rollbacks(heads, latest)
+        if not found:
+            return set()
+        alerts = []
+        for partition, how in sorted(found.items()):
+            log.error(
+                "audit checkpoints of partition %d went backwards (%s): not signing", partition, how
+            )
+            detail = f"audit checkpoints rolled back, partition {partition}: {how}; not signed"
+            alerts.append(
+                finding_alert(
+                    Rule.CHECKPOINT_ROLLBACK,
+                    "high",
+                    f"{partition}:{how}",
+                    detail,
+                    count=1,
+                    first_seen=now,
+                    last_seen=now,
+                )
+            )
+        async with self._uow_factory() as uow:
+            known = await SqlWatchStore(uow.session).raised([a.alert_id for a in alerts])
+            fresh = [a for a in alerts if a.alert_id not in known]
+            await add_to_outbox(uow.session, messaging, alert_messages(fresh))
+            await uow.commit()
+        return set(found)
+
     async def _sign(
-        self, head: ChainHead, previous: Checkpoint | None, partitions: tuple[int, ...]
+        self,
+        head: ChainHead,
+        previous: Checkpoint | None,
+        partitions: tuple[int, ...],
+        now: datetime,
     ) -> Checkpoint:
         unsigned = Checkpoint(
             head.partition,
             head.seq,
             head.hash,
-            datetime.now(UTC),
+            now,
             "",
             1 if previous is None or previous.number is None else previous.number + 1,
             GENESIS_HASH if previous is None else previous.digest(),

@@ -35,6 +35,8 @@ class Rule(StrEnum):
     GAP = "gap"
     VERIFICATION_FAILED = "verification-failed"
     FORGED_PRODUCER = "forged-producer"
+    # The checkpointer found fewer checkpoints than it had signed: it stops signing there.
+    CHECKPOINT_ROLLBACK = "checkpoint-rollback"
 
 
 class RulesConfig(BaseModel):

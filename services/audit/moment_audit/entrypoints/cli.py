@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -78,12 +78,13 @@ async def _verify(
     on_row: Callable[[int | None], None],
     alert: bool = False,
     witnessed: list[Checkpoint] | None = None,
+    max_age: timedelta | None = None,
 ) -> Report:
     database = Database(settings.database)
     try:
         signatures = config_signatures(settings.vault, settings.checkpoints.key_name)
         async with database.sessionmaker() as session:
-            report = await verify_store(session, signatures, on_row, witnessed)
+            report = await verify_store(session, signatures, on_row, witnessed, max_age=max_age)
         if alert:
             # The running service's outbox relay publishes them to audit.alerts.
             async with SqlUnitOfWork(database, metadata=metadata) as uow:
@@ -99,6 +100,7 @@ def _run_with_progress(
     show: bool,
     alert: bool = False,
     witnessed: list[Checkpoint] | None = None,
+    max_age: timedelta | None = None,
 ) -> Report:
     with Progress(console=Console(stderr=True), disable=not show, transient=True) as progress:
         task = progress.add_task("verifying audit chains", total=None)
@@ -109,7 +111,7 @@ def _run_with_progress(
             else:
                 progress.advance(task)
 
-        return asyncio.run(_verify(settings, on_row, alert, witnessed))
+        return asyncio.run(_verify(settings, on_row, alert, witnessed, max_age))
 
 
 @app.command()
@@ -132,12 +134,26 @@ def verify(
         bool,
         typer.Option("--witness-stream", help="Hold the store to audit.checkpoints too."),
     ] = False,
+    max_age: Annotated[
+        float | None,
+        typer.Option(
+            "--max-age",
+            min=0,
+            help="Seconds a partition's newest checkpoint may be old before it is a STALE "
+            "CHECKPOINT (default MOMENT_AUDIT_CHECKPOINTS__MAX_AGE_S; 0: no limit).",
+        ),
+    ] = None,
 ) -> None:
-    """Recompute every chain and check every checkpoint signature. Exit 0 only if all verifies."""
+    """Recompute every chain and check every checkpoint signature. Exit 0 only if all verifies;
+    records past the newest checkpoint are reported as not yet covered."""
     settings = load_settings(AuditSettings)
+    seconds = settings.checkpoints.max_age_s if max_age is None else max_age
+    age = timedelta(seconds=seconds) if seconds else None
     try:
         witnessed, read = witnessed_checkpoints(settings, witness or [], witness_stream)
-        report = _run_with_progress(settings, not as_json and sys.stderr.isatty(), alert, witnessed)
+        report = _run_with_progress(
+            settings, not as_json and sys.stderr.isatty(), alert, witnessed, age
+        )
         report.warnings[:0] = read
     except (NoSignatureCheck, CryptoError, PersistenceError, WitnessUnavailable) as exc:
         typer.echo(f"moment-audit verify: {exc}", err=True)
@@ -154,8 +170,9 @@ def verify(
                 f"horizon: partition {h.partition} starts after seq {h.seq} "
                 f"(cut-off {iso_utc(h.cutoff)}, pruned {iso_utc(h.pruned_at)})"
             )
-        verdict = "verified" if report.ok else f"{len(report.findings)} findings"
-        typer.echo(f"{report.records} records, {report.checkpoints} checkpoints: {verdict}")
+        for uncovered in report.uncovered:
+            typer.echo(uncovered.line())
+        typer.echo(report.summary())
     raise typer.Exit(0 if report.ok else 1)
 
 

@@ -192,7 +192,11 @@ class Pruner:
         end: a shorter chain is TRUNCATED, another record there a CHECKPOINT MISMATCH."""
         partition, seq = checkpoint.partition, checkpoint.seq
         verifier = ChainVerifier(
-            [c for c in mine if c.seq <= seq], check, {partition: seq}, [start] if start else []
+            [c for c in mine if c.seq <= seq],
+            check,
+            {partition: seq},
+            [start] if start else [],
+            whole_store=False,
         )
         async with self._uow() as uow:
             async for row in SqlAuditStore(uow.session).stream_chained(partition, seq):

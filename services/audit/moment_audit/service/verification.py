@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,9 +88,13 @@ async def verify_store(
     signatures: Signatures,
     on_row: Progress = _nothing,
     witnessed: list[Checkpoint] | None = None,
+    *,
+    max_age: timedelta | None = None,
 ) -> Report:
     """`on_row(total)` once with the number of records, then `on_row(None)` per record.
-    `witnessed`: checkpoints an outside witness kept (service/witness.py)."""
+    `witnessed`: checkpoints an outside witness kept (service/witness.py). With `max_age`, a
+    checkpoint older than that when verify starts is stale."""
+    now = datetime.now(UTC)
     if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
         # One snapshot for every query: a checkpoint, horizon or prune committed between two of
         # them would otherwise look like tampering (SQLite's BEGIN IMMEDIATE already holds one).
@@ -107,7 +112,9 @@ async def verify_store(
     store = SqlAuditStore(session)
     unguarded = await unguarded_columns(session)
     heads = {head.partition: head.seq for head in await store.heads()}
-    verifier = ChainVerifier(checkpoints + judgement.trusted, check, heads, horizons)
+    verifier = ChainVerifier(
+        checkpoints + judgement.trusted, check, heads, horizons, now=now, max_age=max_age
+    )
     fed = 0
     async for row in store.stream_chained():
         verifier.feed(row)

@@ -10,6 +10,9 @@ signed, so only a hint) is TRUNCATED too. A pruned partition's walk starts at it
 retention horizon that rests on a matching, validly signed checkpoint and is validly signed
 itself; any other horizon is a BAD HORIZON and excuses nothing, so the records it claims to have
 pruned are DELETED.
+
+Chained checkpoints are judged by `service/checkpoint_chain.py` (its docstring has the rules);
+records past a partition's newest validly signed checkpoint are reported as not yet covered.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import base64
 import binascii
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from hashlib import sha256
 from typing import Any
 
@@ -27,42 +31,60 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from moment_audit.domain.chain import GENESIS_HASH, hash_at_seq, iso_utc
 from moment_audit.domain.checkpoints import Checkpoint
 from moment_audit.domain.retention import Horizon, horizon_problem
+from moment_audit.service.checkpoint_chain import CheckpointChain
+from moment_audit.service.verdict import (
+    BAD_HORIZON,
+    BAD_SIGNATURE,
+    CHECKPOINT_MISMATCH,
+    CHECKPOINT_MISSING,
+    COLUMN_MISMATCH,
+    DELETED,
+    DUPLICATE_EVENT,
+    GUARD_MISSING,
+    INSERTED,
+    MODIFIED,
+    PARTITION_MISSING,
+    REORDERED,
+    SCHEMA,
+    STALE_CHECKPOINT,
+    TRUNCATED,
+    UNAUTHENTICATED_RECORD,
+    UNGUARDED_COLUMN,
+    Finding,
+    Uncovered,
+)
 
-MODIFIED = "MODIFIED"
-DELETED = "DELETED"
-INSERTED = "INSERTED"
-REORDERED = "REORDERED"
-TRUNCATED = "TRUNCATED"
-BAD_SIGNATURE = "BAD SIGNATURE"
-CHECKPOINT_MISMATCH = "CHECKPOINT MISMATCH"
-UNGUARDED_COLUMN = "UNGUARDED COLUMN"
-# A finding about the store's schema rather than one chain carries this partition.
-SCHEMA = -1
-BAD_HORIZON = "BAD HORIZON"
-# Issue 9: findings that need no trust in anything the database derives.
-CHECKPOINT_MISSING = "CHECKPOINT MISSING"  # a gap in a partition's checkpoint numbers, or witnessed
-STALE_CHECKPOINT = "STALE CHECKPOINT"  # newest checkpoint older than the cadence allows
-PARTITION_MISSING = "PARTITION MISSING"  # a signed partition set names a partition that is gone
-COLUMN_MISMATCH = "COLUMN MISMATCH"  # a query column disagrees with the row's hashed document
-DUPLICATE_EVENT = "DUPLICATE EVENT"  # (source, event id) stored more than once
-UNAUTHENTICATED_RECORD = "UNAUTHENTICATED RECORD"  # no valid ingest MAC (needs the Vault key)
-GUARD_MISSING = "GUARD MISSING"  # a trigger, constraint or grant the append-only promise rests on
+# Re-exported: the finding kinds and Finding have always been imported from here.
+__all__ = [
+    "BAD_HORIZON",
+    "BAD_SIGNATURE",
+    "CHECKPOINT_MISMATCH",
+    "CHECKPOINT_MISSING",
+    "COLUMN_MISMATCH",
+    "DELETED",
+    "DUPLICATE_EVENT",
+    "GUARD_MISSING",
+    "INSERTED",
+    "MODIFIED",
+    "PARTITION_MISSING",
+    "REORDERED",
+    "SCHEMA",
+    "STALE_CHECKPOINT",
+    "TRUNCATED",
+    "UNAUTHENTICATED_RECORD",
+    "UNGUARDED_COLUMN",
+    "ChainVerifier",
+    "Finding",
+    "Report",
+    "SignatureCheck",
+    "Uncovered",
+    "offline_signature_check",
+    "schema_findings",
+    "trusted_horizons",
+    "verify_rows",
+]
 
 SignatureCheck = Callable[[bytes, str], bool]
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    partition: int
-    seq: int
-    kind: str
-    detail: str = ""
-
-    def line(self) -> str:
-        suffix = f" ({self.detail})" if self.detail else ""
-        if self.partition == SCHEMA:
-            return f"schema: {self.kind}{suffix}"
-        return f"partition {self.partition} seq {self.seq}: {self.kind}{suffix}"
 
 
 @dataclass
@@ -73,10 +95,21 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     # The retention horizon each pruned partition's chain was verified from.
     horizons: list[Horizon] = field(default_factory=list)
+    uncovered: list[Uncovered] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    @property
+    def not_covered(self) -> int:
+        return sum(u.records for u in self.uncovered)
+
+    def summary(self) -> str:
+        """E.g. "12 records, 2 checkpoints: verified; 3 records not yet covered"."""
+        verdict = "verified" if self.ok else f"{len(self.findings)} findings"
+        tail = f"; {self.not_covered} records not yet covered" if self.not_covered else ""
+        return f"{self.records} records, {self.checkpoints} checkpoints: {verdict}{tail}"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +119,10 @@ class Report:
             "findings": [
                 {"partition": f.partition, "seq": f.seq, "finding": f.kind, "detail": f.detail}
                 for f in self.findings
+            ],
+            "not_covered": [
+                {"partition": u.partition, "after_seq": u.after_seq, "records": u.records}
+                for u in self.uncovered
             ],
             "warnings": self.warnings,
             "horizons": [
@@ -131,10 +168,17 @@ class _PartitionWalk:
     """One partition's chain, walked in seq order; failing rows are judged at the end."""
 
     def __init__(
-        self, partition: int, checkpoint_seqs: set[int], start: Horizon | None = None
+        self,
+        partition: int,
+        checkpoint_seqs: set[int],
+        start: Horizon | None = None,
+        covered_to: int = 0,
     ) -> None:
         self.partition = partition
         self.findings: list[Finding] = []
+        # Records past the newest validly signed checkpoint are counted, not vouched for.
+        self.covered_to = covered_to
+        self.uncovered = 0
         # A pruned chain starts at its horizon, whose record's hash the next record names.
         self.start = start
         self.last_seq = 0 if start is None else start.seq
@@ -153,6 +197,8 @@ class _PartitionWalk:
     def feed(self, row: Mapping[str, Any]) -> None:
         self.records += 1
         seq = int(row["seq"])
+        if seq > self.covered_to:
+            self.uncovered += 1
         if seq <= self.last_seq:
             self._found(seq, INSERTED, "a second record for this seq")
             return
@@ -221,7 +267,9 @@ def trusted_horizons(
 
 
 class ChainVerifier:
-    """Feed rows in (partition, seq, id) order, then `finish()` for the report."""
+    """Feed rows in (partition, seq, id) order, then `finish()` for the report. With `now` and
+    `max_age`, checkpoints older than `max_age` at `now` are stale. `whole_store` False: fed
+    part of the store (prune verifies one partition), whose signed partition sets name others."""
 
     def __init__(
         self,
@@ -229,9 +277,18 @@ class ChainVerifier:
         check_signature: SignatureCheck,
         head_seqs: Mapping[int, int] | None = None,
         horizons: Iterable[Horizon] = (),
+        *,
+        now: datetime | None = None,
+        max_age: timedelta | None = None,
+        whole_store: bool = True,
     ) -> None:
         self._checkpoints = sorted(checkpoints, key=lambda c: (c.partition, c.seq))
         self._check = check_signature
+        # Each signature checked once: heartbeats make checkpoints many.
+        self._valid = {
+            cp for cp in self._checkpoints if check_signature(cp.payload(), cp.signature)
+        }
+        self._chain = CheckpointChain(self._valid, now, max_age, whole_store)
         self._starts, self._horizon_findings = trusted_horizons(
             horizons, self._checkpoints, check_signature
         )
@@ -241,13 +298,18 @@ class ChainVerifier:
         self._walks: dict[int, _PartitionWalk] = {}
         self._current: _PartitionWalk | None = None
 
+    def _covered_to(self, partition: int) -> int:
+        return max((c.seq for c in self._valid if c.partition == partition), default=0)
+
     def _walk(self, partition: int) -> _PartitionWalk:
         if self._current is None or self._current.partition != partition:
             watch = {c.seq for c in self._checkpoints if c.partition == partition}
             start = self._starts.get(partition)
-            self._current = self._walks.setdefault(
-                partition, _PartitionWalk(partition, watch, start)
-            )
+            walk = self._walks.get(partition)
+            if walk is None:
+                walk = _PartitionWalk(partition, watch, start, self._covered_to(partition))
+                self._walks[partition] = walk
+            self._current = walk
         return self._current
 
     def feed(self, row: Mapping[str, Any]) -> None:
@@ -268,7 +330,7 @@ class ChainVerifier:
             )
 
     def _judge_checkpoint(self, walk: _PartitionWalk, cp: Checkpoint) -> Finding | None:
-        if not self._check(cp.payload(), cp.signature):
+        if cp not in self._valid:
             return Finding(cp.partition, cp.seq, BAD_SIGNATURE)
         if cp.seq > walk.last_seq:
             detail = f"chain ends at seq {walk.last_seq}, signed up to seq {cp.seq}"
@@ -296,20 +358,34 @@ class ChainVerifier:
         detail = f"chain ends at seq {walk.last_seq}, its head is at seq {head}"
         return [Finding(walk.partition, walk.last_seq + 1, TRUNCATED, detail)]
 
+    def _judge_partition(self, walk: _PartitionWalk, named: set[int], report: Report) -> None:
+        walk.finish()
+        self._note_pruning(walk, report)
+        report.records += walk.records
+        if walk.uncovered:
+            report.uncovered.append(Uncovered(walk.partition, walk.covered_to, walk.uncovered))
+        mine = [c for c in self._checkpoints if c.partition == walk.partition]
+        found = walk.findings + self._judge_checkpoints(walk, mine)
+        found += self._chain.judge(walk.partition, mine)
+        if not mine:
+            first = 1 if walk.start is None else walk.start.seq + 1
+            records = walk.records + walk.below_start
+            unsigned = self._chain.judge_unsigned(walk.partition, first, records, named)
+            if unsigned is None:
+                report.warnings.append(f"partition {walk.partition}: no checkpoints")
+            found += unsigned or []
+        report.findings.extend(found + self._judge_head(walk, found))
+
     def finish(self) -> Report:
         report = Report(checkpoints=len(self._checkpoints))
+        named = self._chain.named()
         partitions = {*self._walks, *self._head_seqs, *(c.partition for c in self._checkpoints)}
-        for partition in sorted(partitions | set(self._starts)):
+        for partition in sorted(partitions | set(self._starts) | named):
             start = self._starts.get(partition)
-            walk = self._walks.get(partition) or _PartitionWalk(partition, set(), start)
-            walk.finish()
-            self._note_pruning(walk, report)
-            mine = [c for c in self._checkpoints if c.partition == partition]
-            if not mine and walk.records:
-                report.warnings.append(f"partition {partition}: no checkpoints")
-            report.records += walk.records
-            found = walk.findings + self._judge_checkpoints(walk, mine)
-            report.findings.extend(found + self._judge_head(walk, found))
+            walk = self._walks.get(partition) or _PartitionWalk(
+                partition, set(), start, self._covered_to(partition)
+            )
+            self._judge_partition(walk, named, report)
         report.findings.extend(self._horizon_findings)
         report.findings.sort()
         return report
@@ -326,8 +402,13 @@ def verify_rows(
     check_signature: SignatureCheck,
     head_seqs: Mapping[int, int] | None = None,
     horizons: Iterable[Horizon] = (),
+    *,
+    now: datetime | None = None,
+    max_age: timedelta | None = None,
 ) -> Report:
-    verifier = ChainVerifier(checkpoints, check_signature, head_seqs, horizons)
+    verifier = ChainVerifier(
+        checkpoints, check_signature, head_seqs, horizons, now=now, max_age=max_age
+    )
     for row in rows:
         verifier.feed(row)
     return verifier.finish()
