@@ -43,8 +43,13 @@ from moment_contracts.envelope import Envelope
 from tests.audit.unit.test_chain import CHECK, KEY, T0, Row, chain, event, stored
 
 
+# The first checkpoint made for each (partition, number): the one a later number chains to.
+_CHAINED: dict[tuple[int, int], Checkpoint] = {}
+
+
 def signed(partition: int, number: int, seq: int, hash_: str, *, minutes: int = 0) -> Checkpoint:
-    """A chained checkpoint, signed with the test key (its prev is not checked here)."""
+    """A checkpoint signed with the test key, chained to the first one made for number - 1."""
+    before = _CHAINED.get((partition, number - 1))
     unsigned = Checkpoint(
         partition,
         seq,
@@ -52,11 +57,13 @@ def signed(partition: int, number: int, seq: int, hash_: str, *, minutes: int = 
         T0 + timedelta(minutes=minutes or number),
         "",
         number,
-        GENESIS_HASH if number == 1 else f"{number - 1:064x}",
-        (0, 1),
+        GENESIS_HASH if before is None else before.digest(),
+        (partition,),
     )
     signature = base64.b64encode(KEY.sign(unsigned.payload())).decode()
-    return dataclasses.replace(unsigned, signature=f"vault:v1:{signature}")
+    made = dataclasses.replace(unsigned, signature=f"vault:v1:{signature}")
+    _CHAINED.setdefault((partition, number), made)
+    return made
 
 
 def over(rows: list[Row], number: int, seq: int) -> Checkpoint:
