@@ -1,0 +1,117 @@
+"""Verify's own check that each stored row says what its hashed document says. Pure: no I/O.
+
+The CHECK constraint (adapters/agreement.py) refuses a disagreeing row on write, but it is the
+database's guarantee: a superuser can re-add it NOT VALID and mark it valid in the catalog, swap
+the function it calls and restore it, or shadow its `=` with a search_path. So verify parses
+every document itself and compares it with the query columns that search, tail and the history
+API answer from, and counts each (source, event id) across the whole store, which the unique
+constraint guarantees only while nobody drops it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from moment_audit.domain.chain import iso_utc
+
+# (column, key in the document, kind), as adapters/agreement.py DOCUMENT_COLUMNS spells them.
+ColumnSpec = Sequence[tuple[str, str, str]]
+
+# seq fits in 40 bits with room to spare; partition above it, so one int names a position.
+_SEQ_BITS = 40
+_SEQ_MASK = (1 << _SEQ_BITS) - 1
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    partition: int
+    seq: int
+    detail: str
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """JSON equality without Python's 1 == True == 1.0."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is list:
+        return len(a) == len(b) and all(map(_same_json, a, b))
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def _agrees(kind: str, column: object, value: object) -> bool:
+    if kind == "instant":
+        return isinstance(column, datetime) and type(value) is str and iso_utc(column) == value
+    if kind == "json":
+        return _same_json(column, value)
+    # text, bigint, integer: the same JSON scalar (None for NULL), never a bool for an int.
+    return type(column) is type(value) and column == value
+
+
+def disagreeing(document: object, row: Mapping[str, Any], columns: ColumnSpec) -> list[str]:
+    """What in `row` disagrees with its parsed `document`: column names, or why none compare."""
+    if type(document) is not dict:
+        return ["document is not a JSON object"]
+    wrong = [
+        column
+        for column, key, kind in columns
+        if key not in document or not _agrees(kind, row[column], document[key])
+    ]
+    if len(document) != len(columns):
+        extra = sorted(set(document) - {key for _, key, _ in columns})
+        if extra:
+            wrong.append("document has other keys: " + ", ".join(extra))
+    return wrong
+
+
+def _parse(raw: bytes | str) -> object:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeError):
+        return None
+
+
+def event_key(source: object, event_id: object) -> bytes:
+    """16 bytes per (source, event id): the whole store's keys fit in memory."""
+    joined = json.dumps([source, event_id], ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(joined, digest_size=16).digest()
+
+
+class RowChecks:
+    """Feed every stored row (as stream_chained reads it), then read the problems.
+
+    `mismatches`: rows whose query columns disagree with their document (COLUMN MISMATCH).
+    `duplicates`: later copies of a (source, event id) already seen (DUPLICATE EVENT), the detail
+    naming the first copy's partition and seq.
+    """
+
+    def __init__(self, columns: ColumnSpec) -> None:
+        self._columns = tuple(columns)
+        self._first: dict[bytes, int] = {}
+        self.mismatches: list[RowProblem] = []
+        self.duplicates: list[RowProblem] = []
+
+    def feed(self, row: Mapping[str, Any]) -> None:
+        document = _parse(row["document"])
+        partition, seq = int(row["chain_partition"]), int(row["seq"])
+        wrong = disagreeing(document, row, self._columns)
+        if wrong:
+            detail = "disagrees with its document: " + ", ".join(wrong)
+            self.mismatches.append(RowProblem(partition, seq, detail))
+        if type(document) is dict:
+            self._count(document.get("source"), document.get("event_id"), partition, seq)
+
+    def _count(self, source: object, event_id: object, partition: int, seq: int) -> None:
+        key = event_key(source, event_id)
+        first = self._first.get(key)
+        if first is None:
+            self._first[key] = (partition << _SEQ_BITS) | (seq & _SEQ_MASK)
+            return
+        where = f"partition {first >> _SEQ_BITS} seq {first & _SEQ_MASK}"
+        self.duplicates.append(RowProblem(partition, seq, f"event already stored at {where}"))
