@@ -132,7 +132,7 @@ def _keys(table: Table) -> list[tuple[str, str]]:
             found.append((str(constraint.name), f"PRIMARY KEY ({columns})"))
         elif isinstance(constraint, UniqueConstraint):
             found.append((str(constraint.name), f"UNIQUE ({columns})"))
-    return found
+    return sorted(found)
 
 
 _TRIGGERS_SQL = text(
@@ -300,7 +300,8 @@ async def _sqlite_uniques(session: AsyncSession, table: Table) -> list[str]:
     columns = await session.execute(text(f"PRAGMA table_info({table.name})"))
     keyed = tuple(str(r[1]) for r in sorted((r for r in columns if r[5]), key=lambda r: r[5]))
     problems = []
-    for constraint in table.constraints:
+    # table.constraints is a set: sorted, so findings come in one order.
+    for constraint in sorted(table.constraints, key=lambda c: str(c.name)):
         names = tuple(c.name for c in constraint.columns)  # type: ignore[attr-defined]
         if (isinstance(constraint, PrimaryKeyConstraint) and keyed != names) or (
             isinstance(constraint, UniqueConstraint) and names not in covered
