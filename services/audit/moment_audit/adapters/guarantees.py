@@ -174,7 +174,8 @@ async def _pg_triggers(session: AsyncSession, schema: int, path: str) -> list[st
     problems = []
     for expected in _EXPECTED.PG_TRIGGERS:
         problems += _trigger_problems(expected, found.get((expected[1], expected[0])), path)
-    return problems
+    # A redefined function is named once, not once per trigger that calls it.
+    return list(dict.fromkeys(problems))
 
 
 async def _pg_replica_mode(session: AsyncSession) -> list[str]:
@@ -252,7 +253,7 @@ async def _pg_grants(session: AsyncSession, schema: int) -> list[str]:
     )
     allowed = _allowed()
     return [
-        f"{grantee} may {privilege} on {table}"
+        f"{grantee} holds {privilege} on {table}"
         for table, grantee, privilege in rows
         if (grantee, table, privilege) not in allowed
     ]
