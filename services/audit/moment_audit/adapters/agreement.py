@@ -4,8 +4,9 @@ A CHECK constraint (`ck_audit_records_document_agrees`) makes the database refus
 columns say something its document does not. PostgreSQL parses the document once per row in
 `audit_document_agrees` (about 20 us a row; seventeen generated columns, each parsing it again,
 cost about 140 us, more than the rest of ingest together). SQLite compares each column with
-`json_extract`. Migration 0004 creates both; verify checks they are still in place
-(adapters/guarantees.py).
+`json_extract`. Migration 0004 creates both, 0009 pins the function's search_path; verify checks
+they are still in place (adapters/guarantees.py), and compares every row with its document
+itself (domain/agreement_check.py), since a superuser can get around the CHECK and restore it.
 """
 
 from __future__ import annotations

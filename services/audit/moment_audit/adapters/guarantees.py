@@ -1,11 +1,21 @@
-"""Is every query column of audit_records still tied to its hashed document?
+"""Are the guarantees verify's findings rest on still in place? Read from the live catalog.
 
-verify hashes documents only, so the query columns (what search, tail and the history API answer
-with) are trustworthy only while the database refuses a row that disagrees with its document:
-the CHECK constraint and, on PostgreSQL, the function it calls (adapters/agreement.py). A DBA
-can drop the constraint, re-add it NOT VALID, or redefine the function; on SQLite a session can
-also switch CHECK constraints off. This reads the live schema once per verify run (and, on
-SQLite, re-checks every row) and names each way the guarantee no longer holds.
+`unguarded_columns`: the query columns of audit_records (what search, tail and the history API
+answer with) are tied to the hashed document by the CHECK constraint and, on PostgreSQL, the
+function it calls (adapters/agreement.py). A DBA can drop the constraint, re-add it NOT VALID,
+or redefine the function; on SQLite a session can also switch CHECK constraints off. Each way it
+no longer holds is an UNGUARDED COLUMN. Verify does not rely on it (it reads every row against
+its document itself, domain/agreement_check.py): the CHECK guards writes.
+
+`missing_guards`: what the append-only promise rests on, each one not in place a GUARD MISSING:
+the triggers of migration 0009's constants (present, enabled in ordinary sessions, firing BEFORE
+on their events for every row, calling their function with its body and pinned search_path),
+session_replication_role not `replica` by default for anyone in this database, the primary keys
+and unique constraints of adapters/orm.py (present, validated, their index unique and valid),
+no UPDATE, DELETE, TRUNCATE or TRIGGER on the append-only tables for anyone but their owner and
+adapters/db_roles.py's plan, and no row-level security to hide rows. A superuser can get around
+each of these and put it back; what they did meanwhile is what verify's own row checks and the
+witnessed checkpoints are for.
 """
 
 from __future__ import annotations
