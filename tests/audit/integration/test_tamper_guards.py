@@ -22,7 +22,8 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from moment_audit.adapters.agreement import CONSTRAINT, FUNCTION_SQL, POSTGRESQL_CHECK
-from moment_audit.adapters.orm import audit_records
+from moment_audit.adapters.db_roles import WRITER, apply_roles
+from moment_audit.adapters.orm import audit_records, metadata
 from moment_audit.adapters.repositories import row_of
 from moment_audit.domain.chain import ChainHead, extend
 from tests.audit.integration import test_tamper
@@ -336,3 +337,19 @@ async def test_a_shadowing_operator_cannot_fool_the_pinned_check(store: Store) -
 async def test_an_untouched_store_has_every_guard(store: Store, store_env: dict[str, str]) -> None:
     code, out = await run_verify(store_env)
     assert (code, [line for line in out.splitlines() if "schema:" in line]) == (0, [])
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+async def test_grants_beyond_the_roles_plan_are_named_and_the_plan_is_not(
+    store: Store, store_env: dict[str, str]
+) -> None:
+    # The plan lets the prune job DELETE records: that is no finding.
+    await apply_roles(store.database.engine, metadata)
+    code, out = await run_verify(store_env)
+    assert (code, [line for line in out.splitlines() if "schema:" in line]) == (0, [])
+    await as_owner(store, f"GRANT UPDATE, TRUNCATE ON audit_checkpoints TO {WRITER}")
+    lines = await verify_lines(store_env)
+    assert [line for line in lines if "schema:" in line] == [
+        guard(f"{WRITER} holds TRUNCATE on audit_checkpoints"),
+        guard(f"{WRITER} holds UPDATE on audit_checkpoints"),
+    ]
