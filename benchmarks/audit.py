@@ -56,7 +56,7 @@ from moment_audit.adapters.repositories import SqlAuditStore
 from moment_audit.bootstrap import MIGRATIONS, AuditService, build
 from moment_audit.config import AuditSettings
 from moment_audit.domain.agreement_check import RowChecks
-from moment_audit.service.verify import ChainVerifier, Report
+from moment_audit.service.verify import ChainVerifier, Report, verify_rows
 from moment_persistence.config import DatabaseConfig
 from moment_persistence.database import Database
 from moment_persistence.migrations import upgrade_to_head
@@ -116,8 +116,13 @@ def _verify_rates(ctx: BenchContext, rows: list[dict[str, Any]]) -> dict[str, fl
             hashlib.sha256(document).hexdigest()
             json.loads(document)
 
+    def chain_only() -> None:
+        verify_rows(rows, [], lambda _payload, _signature: False)
+
     return {
         "verify_records_per_s": _fastest_rate(lambda: _verify(rows), len(rows)),
+        # The chain walk alone, as verify was before it read each row itself.
+        "verify_chain_records_per_s": _fastest_rate(chain_only, len(rows)),
         "raw_sha256_per_s": _fastest_rate(sha256, len(documents)),
         "raw_sha256_json_per_s": _fastest_rate(sha256_json, len(documents)),
     }
@@ -139,11 +144,13 @@ def _verify_rates(ctx: BenchContext, rows: list[dict[str, Any]]) -> dict[str, fl
             0.7,
             "chaining, dedup and rules cost more than the insert itself",
         ),
+        # Was verify_records_per_s >= 500,000 while verify only hashed: reading every row
+        # against its document (issue 9) parses each one, and parsing alone runs at ~190,000/s.
         Goal(
-            "verify_records_per_s",
+            "verify_ratio_to_raw_sha256_json",
             ">=",
-            500_000,
-            "verifying a large audit store takes too long to run routinely",
+            0.5,
+            "verify's own checks cost more than hashing and parsing each document",
         ),
     ),
     timeout_s=240.0,

@@ -103,6 +103,15 @@ def test_json_types_do_not_pass_for_each_other() -> None:
     ]
 
 
+def test_json_fields_that_are_not_strings_are_compared_strictly() -> None:
+    [row] = rows(1)
+    document = {**json.loads(row["document"]), "fields": [1, 2.5]}
+    stored = {**row, "document": json.dumps(document).encode()}
+    assert checked({**stored, "fields": [1, 2.5]}).mismatches == []
+    [problem] = checked({**stored, "fields": [True, 2.5]}).mismatches
+    assert problem.detail == "disagrees with its document: fields"
+
+
 def test_a_missing_key_an_extra_key_and_no_object_are_named() -> None:
     [row] = rows(1)
     document = json.loads(row["document"])
