@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import importlib
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, make_url, select, text
 from sqlalchemy.exc import DBAPIError
 
 from moment_audit.adapters.agreement import CONSTRAINT, FUNCTION_SQL, POSTGRESQL_CHECK
-from moment_audit.adapters.db_roles import WRITER, apply_roles
+from moment_audit.adapters.db_roles import READER, WRITER, apply_roles
 from moment_audit.adapters.orm import audit_records, metadata
 from moment_audit.adapters.repositories import row_of
 from moment_audit.domain.chain import ChainHead, extend
@@ -348,7 +349,14 @@ async def test_grants_beyond_the_roles_plan_are_named_and_the_plan_is_not(
     code, out = await run_verify(store_env)
     assert (code, [line for line in out.splitlines() if "schema:" in line]) == (0, [])
     await as_owner(store, f"GRANT UPDATE, TRUNCATE ON audit_checkpoints TO {WRITER}")
-    lines = await verify_lines(store_env)
+    # Verify runs as the read-only role in production: the catalog tells it just as much.
+    login = f"audit_login_{uuid.uuid4().hex[:10]}"
+    await as_owner(store, f"CREATE ROLE {login} LOGIN IN ROLE {READER}")
+    url = make_url(store.url).set(username=login).render_as_string(hide_password=False)
+    try:
+        lines = await verify_lines({**store_env, "MOMENT_AUDIT_DATABASE__URL": url})
+    finally:
+        await as_owner(store, f"DROP ROLE {login}")
     assert [line for line in lines if "schema:" in line] == [
         guard(f"{WRITER} holds TRUNCATE on audit_checkpoints"),
         guard(f"{WRITER} holds UPDATE on audit_checkpoints"),
