@@ -194,6 +194,7 @@ async def _pg_replica_by_default(store: Store) -> None:
     await as_owner(store, f'ALTER DATABASE "{name}" SET session_replication_role = replica')
 
 
+STRANGER = "trigger {name} on {table} is not one of the guards: it can change or drop writes"
 REJECT_LETS_THROUGH = (
     "CREATE OR REPLACE FUNCTION audit_reject_change() RETURNS trigger LANGUAGE plpgsql "
     "SET search_path = pg_catalog, public, pg_temp AS $$ BEGIN "
@@ -291,6 +292,22 @@ ATTACKS: dict[tuple[str, str], tuple[Attack, list[str]]] = {
     ("postgresql", "row-level security hides rows"): (
         owner("ALTER TABLE audit_records ENABLE ROW LEVEL SECURITY"),
         [guard("row-level security on audit_records can hide rows from verify")],
+    ),
+    ("postgresql", "a trigger of the attacker's drops records"): (
+        owner(
+            "CREATE FUNCTION swallow() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN RETURN NULL; END; $$",
+            "CREATE TRIGGER audit_records_swallow BEFORE INSERT ON audit_records "
+            "FOR EACH ROW EXECUTE FUNCTION swallow()",
+        ),
+        [guard(STRANGER.format(name="audit_records_swallow", table="audit_records"))],
+    ),
+    ("sqlite", "a trigger of the attacker's drops records"): (
+        owner(
+            "CREATE TRIGGER audit_records_swallow BEFORE INSERT ON audit_records "
+            "BEGIN SELECT RAISE(IGNORE); END"
+        ),
+        [guard(STRANGER.format(name="audit_records_swallow", table="audit_records"))],
     ),
     ("sqlite", "trigger dropped"): (
         owner("DROP TRIGGER audit_records_no_update"),

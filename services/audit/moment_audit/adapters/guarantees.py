@@ -9,7 +9,8 @@ its document itself, domain/agreement_check.py): the CHECK guards writes.
 
 `missing_guards`: what the append-only promise rests on, each one not in place a GUARD MISSING:
 the triggers of migration 0009's constants (present, enabled in ordinary sessions, firing BEFORE
-on their events for every row, calling their function with its body and pinned search_path),
+on their events for every row, calling their function with its body and pinned search_path)
+and no other trigger on those tables (one could drop each record silently),
 session_replication_role not `replica` by default for anyone in this database, the primary keys
 and unique constraints of adapters/orm.py (present, validated, their index unique and valid),
 no UPDATE, DELETE, TRUNCATE or TRIGGER on the append-only tables for anyone but their owner and
@@ -125,6 +126,7 @@ async def unguarded_columns(session: AsyncSession) -> list[str]:
 # What verify expects of the append-only guards: the last migration that set them.
 _EXPECTED = importlib.import_module("moment_audit.migrations.versions.0009_guards_pinned_and_named")
 _APPEND_ONLY = (audit_records, audit_checkpoints, audit_retention_horizons)
+_APPEND_ONLY_NAMES = frozenset(table.name for table in _APPEND_ONLY)
 # pg_trigger.tgtype bits (PostgreSQL's trigger.h).
 _ROW, _BEFORE = 1, 2
 _EVENT_BITS = {"INSERT": 4, "DELETE": 8, "UPDATE": 16, "TRUNCATE": 32}
@@ -184,8 +186,20 @@ async def _pg_triggers(session: AsyncSession, schema: int, path: str) -> list[st
     problems = []
     for expected in _EXPECTED.PG_TRIGGERS:
         problems += _trigger_problems(expected, found.get((expected[1], expected[0])), path)
+    guards = {(table, name) for name, table, *_ in _EXPECTED.PG_TRIGGERS}
+    problems += [
+        _stranger(name, table)
+        for table, name in sorted(set(found) - guards)
+        if table in _APPEND_ONLY_NAMES
+    ]
     # A redefined function is named once, not once per trigger that calls it.
     return list(dict.fromkeys(problems))
+
+
+def _stranger(name: str, table: str) -> str:
+    # A BEFORE INSERT trigger returning NULL (RAISE(IGNORE) on SQLite) drops each record
+    # silently: ingest takes it for a redelivery, and no chain shows a gap.
+    return f"trigger {name} on {table} is not one of the guards: it can change or drop writes"
 
 
 async def _pg_replica_mode(session: AsyncSession) -> list[str]:
@@ -322,14 +336,23 @@ async def _sqlite_uniques(session: AsyncSession, table: Table) -> list[str]:
 
 
 async def _sqlite_guards(session: AsyncSession) -> list[str]:
-    rows = await session.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
-    found = {str(name): str(sql) for name, sql in rows}
+    rows = (
+        await session.execute(
+            text("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")
+        )
+    ).all()
+    found = {str(name): str(sql) for name, _, sql in rows}
     problems = []
     for name, sql in _EXPECTED.SQLITE_TRIGGERS.items():
         if name not in found:
             problems.append(f"trigger {name} is gone")
         elif _normal(found[name]) != _normal(sql):
             problems.append(f"trigger {name} is changed")
+    problems += [
+        _stranger(str(name), str(table))
+        for name, table, _ in sorted(rows)
+        if table in _APPEND_ONLY_NAMES and name not in _EXPECTED.SQLITE_TRIGGERS
+    ]
     for table in _APPEND_ONLY:
         problems += await _sqlite_uniques(session, table)
     return problems
