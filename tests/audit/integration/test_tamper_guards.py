@@ -378,3 +378,16 @@ async def test_grants_beyond_the_roles_plan_are_named_and_the_plan_is_not(
         guard(f"{WRITER} holds TRUNCATE on audit_checkpoints"),
         guard(f"{WRITER} holds UPDATE on audit_checkpoints"),
     ]
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+async def test_a_role_of_the_plan_that_owns_a_table_is_named(
+    store: Store, store_env: dict[str, str]
+) -> None:
+    # Owning the table, the writer could ALTER its triggers off: its grants say nothing then.
+    await apply_roles(store.database.engine, metadata)
+    await as_owner(store, f"ALTER TABLE audit_checkpoints OWNER TO {WRITER}")
+    lines = await verify_lines(store_env)
+    assert [line for line in lines if "schema:" in line] == [
+        guard(f"{WRITER} can act as the owner of audit_checkpoints: it can switch triggers off")
+    ]

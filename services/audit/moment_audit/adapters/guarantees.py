@@ -14,7 +14,8 @@ and no other trigger on those tables (one could drop each record silently),
 session_replication_role not `replica` by default for anyone in this database, the primary keys
 and unique constraints of adapters/orm.py (present, validated, their index unique and valid),
 no UPDATE, DELETE, TRUNCATE or TRIGGER on the append-only tables for anyone but their owner and
-adapters/db_roles.py's plan, and no row-level security to hide rows. A superuser can get around
+adapters/db_roles.py's plan, none of whose roles owns them or is a superuser, and no row-level
+security to hide rows. A superuser can get around
 each of these and put it back; what they did meanwhile is what verify's own row checks and the
 witnessed checkpoints are for.
 """
@@ -283,6 +284,31 @@ async def _pg_grants(session: AsyncSession, schema: int) -> list[str]:
     ]
 
 
+async def _pg_role_powers(session: AsyncSession, schema: int) -> list[str]:
+    """The plan's roles own nothing and are no superusers: else they can ALTER the triggers off
+    (or need no privilege at all), whatever they were granted."""
+    rows = await session.execute(
+        text(
+            "SELECT r.rolname, r.rolsuper, c.relname, "
+            "pg_has_role(r.oid, c.relowner, 'MEMBER') AS owner "
+            "FROM pg_roles r CROSS JOIN pg_class c WHERE r.rolname = ANY(:roles) "
+            "AND c.relnamespace = :schema AND c.relname = ANY(:tables) ORDER BY 1, 3"
+        ),
+        {
+            "roles": [plan.role for plan in audit_plans(metadata)],
+            "schema": schema,
+            "tables": sorted(_APPEND_ONLY_NAMES),
+        },
+    )
+    problems = []
+    for role, superuser, table, owner in rows:
+        if superuser:
+            problems.append(f"{role} is a superuser: no grant or trigger holds it")
+        elif owner:
+            problems.append(f"{role} can act as the owner of {table}: it can switch triggers off")
+    return list(dict.fromkeys(problems))
+
+
 async def _pg_row_security(session: AsyncSession, schema: int) -> list[str]:
     hiding = await session.scalars(
         text(
@@ -311,6 +337,7 @@ async def _pg_guards(session: AsyncSession) -> list[str]:
         *await _pg_replica_mode(session),
         *await _pg_keys(session),
         *await _pg_grants(session, schema),
+        *await _pg_role_powers(session, schema),
         *await _pg_row_security(session, schema),
     ]
 
