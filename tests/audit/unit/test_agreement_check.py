@@ -171,3 +171,13 @@ def test_migration_0009_creates_the_function_the_check_compares_with() -> None:
         "moment_audit.migrations.versions.0009_guards_pinned_and_named"
     )
     assert guards.PG_AGREES.strip() == FUNCTION_SQL.strip()
+
+
+def test_a_second_row_at_the_same_seq_with_the_same_event_is_a_duplicate() -> None:
+    [row] = rows(1)
+    [problem] = checked(row, dict(row)).duplicates
+    assert (problem.partition, problem.seq, problem.detail) == (
+        0,
+        1,
+        "event already stored at partition 0 seq 1",
+    )

@@ -71,13 +71,6 @@ def disagreeing(document: object, row: Mapping[str, Any], columns: ColumnSpec) -
     return wrong
 
 
-def _parse(raw: bytes | str) -> object:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeError):
-        return None
-
-
 def event_key(source: object, event_id: object) -> bytes:
     """16 bytes per (source, event id): the whole store's keys fit in memory."""
     if type(source) is str and type(event_id) is str:
@@ -155,21 +148,22 @@ class RowChecks:
         return len(document) == len(self._columns)
 
     def feed(self, row: Mapping[str, Any]) -> None:
-        document = _parse(row["document"])
-        partition, seq = int(row["chain_partition"]), int(row["seq"])
+        try:
+            document = json.loads(row["document"])
+        except (ValueError, UnicodeError):
+            document = None
+        partition, seq = row["chain_partition"], row["seq"]
         if type(document) is not dict or not self._agrees(document, row):
             wrong = disagreeing(document, row, self._columns)
             if wrong:
                 detail = "disagrees with its document: " + ", ".join(wrong)
-                self.mismatches.append(RowProblem(partition, seq, detail))
+                self.mismatches.append(RowProblem(int(partition), int(seq), detail))
         if type(document) is dict:
-            self._count(document.get("source"), document.get("event_id"), partition, seq)
-
-    def _count(self, source: object, event_id: object, partition: int, seq: int) -> None:
-        key = event_key(source, event_id)
-        first = self._first.get(key)
-        if first is None:
-            self._first[key] = (partition << _SEQ_BITS) | (seq & _SEQ_MASK)
-            return
-        where = f"partition {first >> _SEQ_BITS} seq {first & _SEQ_MASK}"
-        self.duplicates.append(RowProblem(partition, seq, f"event already stored at {where}"))
+            key = event_key(document.get("source"), document.get("event_id"))
+            first = self._first.get(key)
+            if first is None:
+                self._first[key] = (partition << _SEQ_BITS) | (seq & _SEQ_MASK)
+                return
+            where = f"partition {first >> _SEQ_BITS} seq {first & _SEQ_MASK}"
+            detail = f"event already stored at {where}"
+            self.duplicates.append(RowProblem(int(partition), int(seq), detail))
