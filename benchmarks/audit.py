@@ -15,10 +15,14 @@ no checks, chain, dedup, rules or outbox, no offset commit). Both are timed the 
 the first stored event to the last, polling the table's highest id every 10 ms from this
 process: the consumer-group join before the first poll is not counted.
 
-Verify feeds the stored chains to `ChainVerifier` as `moment-audit verify` does, with the rows
-already fetched as `stream_chained` returns them (each document's stored UTF-8 bytes; no
-database time is counted) and no checkpoints, so no signature is checked. Its baseline is
-hashlib.sha256 over the same documents: the verifier's extra is its walk (links, seqs, copies).
+Verify feeds the stored rows to `ChainVerifier` and to `RowChecks` as `moment-audit verify`
+does (service/verification.py), with the rows already fetched as `stream_chained` returns them
+(each document's stored UTF-8 bytes and every query column; no database time is counted) and no
+checkpoints, so no signature is checked. Its baselines, over the same rows in the same run:
+hashlib.sha256 of each document (`raw_sha256_per_s`: what the chain walk needs at least), and
+sha256 plus `json.loads` of each document (`raw_sha256_json_per_s`: what also reading every row
+against its document needs at least). The verifier's extra is its walk (links, seqs, copies),
+the column comparisons and the (source, event id) count.
 
 End to end, `audit_e2e` times a customer's read through identity until the audit record carrying
 that read's request id is visible in the audit service's own database (committed, chained),
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -45,11 +50,13 @@ from benchmarks.context import BenchContext
 from benchmarks.customers import customer_tokens
 from benchmarks.measure import percentile
 from benchmarks.registry import Comparison, Figures, Goal, benchmark
+from moment_audit.adapters.agreement import DOCUMENT_COLUMNS
 from moment_audit.adapters.orm import audit_records
 from moment_audit.adapters.repositories import SqlAuditStore
 from moment_audit.bootstrap import MIGRATIONS, AuditService, build
 from moment_audit.config import AuditSettings
-from moment_audit.service.verify import verify_rows
+from moment_audit.domain.agreement_check import RowChecks
+from moment_audit.service.verify import ChainVerifier, Report, verify_rows
 from moment_persistence.config import DatabaseConfig
 from moment_persistence.database import Database
 from moment_persistence.migrations import upgrade_to_head
@@ -83,22 +90,42 @@ def _fastest_rate(work: Callable[[], object], items: int) -> float:
     return items / best if best > 0 else 0.0
 
 
-def _verify_rates(ctx: BenchContext, rows: list[dict[str, Any]]) -> tuple[float, float]:
-    report = verify_rows(rows, [], lambda _payload, _signature: False)
-    if not report.ok or report.records != len(rows):
-        ctx.notes.append(
-            f"audit_verify: the benchmark chain did not verify ({report.findings[:3]})"
-        )
-    documents = [row["document"] for row in rows]
+def _verify(rows: list[dict[str, Any]]) -> tuple[Report, RowChecks]:
+    """What verify_store does with each row, without the database."""
+    verifier = ChainVerifier([], lambda _payload, _signature: False)
+    checks = RowChecks(DOCUMENT_COLUMNS)
+    for row in rows:
+        verifier.feed(row)
+        checks.feed(row)
+    return verifier.finish(), checks
 
-    def verify() -> None:
-        verify_rows(rows, [], lambda _payload, _signature: False)
+
+def _verify_rates(ctx: BenchContext, rows: list[dict[str, Any]]) -> dict[str, float]:
+    report, checks = _verify(rows)
+    if not report.ok or report.records != len(rows) or checks.mismatches or checks.duplicates:
+        problems = [*report.findings[:3], *checks.mismatches[:3], *checks.duplicates[:3]]
+        ctx.notes.append(f"audit_verify: the benchmark store did not verify ({problems})")
+    documents = [row["document"] for row in rows]
 
     def sha256() -> None:
         for document in documents:
             hashlib.sha256(document).hexdigest()
 
-    return _fastest_rate(verify, len(rows)), _fastest_rate(sha256, len(documents))
+    def sha256_json() -> None:
+        for document in documents:
+            hashlib.sha256(document).hexdigest()
+            json.loads(document)
+
+    def chain_only() -> None:
+        verify_rows(rows, [], lambda _payload, _signature: False)
+
+    return {
+        "verify_records_per_s": _fastest_rate(lambda: _verify(rows), len(rows)),
+        # The chain walk alone, as verify was before it read each row itself.
+        "verify_chain_records_per_s": _fastest_rate(chain_only, len(rows)),
+        "raw_sha256_per_s": _fastest_rate(sha256, len(documents)),
+        "raw_sha256_json_per_s": _fastest_rate(sha256_json, len(documents)),
+    }
 
 
 @benchmark(
@@ -106,6 +133,9 @@ def _verify_rates(ctx: BenchContext, rows: list[dict[str, Any]]) -> tuple[float,
     comparisons=(
         Comparison("audit_ingest_per_s", "raw_ingest_per_s", "audit_ingest_ratio_to_raw"),
         Comparison("verify_records_per_s", "raw_sha256_per_s", "verify_ratio_to_raw_sha256"),
+        Comparison(
+            "verify_records_per_s", "raw_sha256_json_per_s", "verify_ratio_to_raw_sha256_json"
+        ),
     ),
     goals=(
         Goal(
@@ -114,11 +144,13 @@ def _verify_rates(ctx: BenchContext, rows: list[dict[str, Any]]) -> tuple[float,
             0.7,
             "chaining, dedup and rules cost more than the insert itself",
         ),
+        # Was verify_records_per_s >= 500,000 while verify only hashed: reading every row
+        # against its document (issue 9) parses each one, and parsing alone runs at ~190,000/s.
         Goal(
-            "verify_records_per_s",
+            "verify_ratio_to_raw_sha256_json",
             ">=",
-            500_000,
-            "verifying a large audit store takes too long to run routinely",
+            0.5,
+            "verify's own checks cost more than hashing and parsing each document",
         ),
     ),
     timeout_s=240.0,
@@ -133,13 +165,11 @@ async def audit(ctx: BenchContext) -> Figures:
         rows = await _stored_chain(database)
     finally:
         await database.dispose()
-    verify_rate, sha_rate = _verify_rates(ctx, rows)
     return {
         "audit_ingest_per_s": ingest_rate,
         "raw_ingest_per_s": raw_rate,
         "audit_ingest_events": count,
-        "verify_records_per_s": verify_rate,
-        "raw_sha256_per_s": sha_rate,
+        **_verify_rates(ctx, rows),
         "audit_records_verified": len(rows),
     }
 

@@ -4,9 +4,11 @@ changing it behind the service's back, as a DBA could."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from sqlalchemy import Executable, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from moment_audit.adapters.orm import audit_records
@@ -34,15 +36,23 @@ def of(subject_id: str, action: str) -> tuple[Any, Any]:
 
 async def as_dba(engine: AsyncEngine, *statements: str | Executable) -> None:
     """Run statements with every trigger out of the way: replica mode on PostgreSQL (the
-    owner's way around triggers), dropped triggers on SQLite (which has no such mode)."""
+    owner's way around triggers), on SQLite (which has no such mode) triggers dropped and put
+    back as they were afterwards, as a careful attacker would, so verify's catalog check sees
+    them in place."""
     async with engine.begin() as connection:
+        lifted: list[str] = []
         if connection.dialect.name == "postgresql":
             await connection.execute(text("SET LOCAL session_replication_role = replica"))
         else:
-            names = await connection.scalars(
-                text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            rows = await connection.execute(
+                text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
             )
-            for name in list(names):
+            for name, sql in list(rows):
                 await connection.execute(text(f"DROP TRIGGER {name}"))
+                lifted.append(str(sql))
         for statement in statements:
             await connection.execute(text(statement) if isinstance(statement, str) else statement)
+        for sql in lifted:
+            # A trigger on a table the statements dropped cannot come back: that shows.
+            with contextlib.suppress(DBAPIError):
+                await connection.execute(text(sql))

@@ -42,7 +42,6 @@ from moment_contracts.audit_chain import CheckpointSigned, RetentionApplied
 from moment_contracts.envelope import Envelope
 from tests.audit.unit.test_chain import CHECK, KEY, T0, Row, chain, event, stored
 
-
 # The first checkpoint made for each (partition, number): the one a later number chains to.
 _CHAINED: dict[tuple[int, int], Checkpoint] = {}
 

@@ -4,8 +4,9 @@ A CHECK constraint (`ck_audit_records_document_agrees`) makes the database refus
 columns say something its document does not. PostgreSQL parses the document once per row in
 `audit_document_agrees` (about 20 us a row; seventeen generated columns, each parsing it again,
 cost about 140 us, more than the rest of ingest together). SQLite compares each column with
-`json_extract`. Migration 0004 creates both; verify checks they are still in place
-(adapters/guarantees.py).
+`json_extract`. Migration 0004 creates both, 0009 pins the function's search_path; verify checks
+they are still in place (adapters/guarantees.py), and compares every row with its document
+itself (domain/agreement_check.py), since a superuser can get around the CHECK and restore it.
 """
 
 from __future__ import annotations
@@ -49,24 +50,32 @@ _PG_TYPES = {
 }
 # iso_utc's spelling of an instant (domain/chain.py).
 _PG_ISO_UTC = """to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+# The same in the function, which names pg_catalog's own (AT TIME ZONE is pg_catalog.timezone).
+_PINNED_ISO_UTC = "pg_catalog." + _PG_ISO_UTC
 
 
 def _pg_value(column: str, kind: str) -> str:
     if kind == "json":
-        return f"{column}::jsonb"
-    return _PG_ISO_UTC if kind == "instant" else column
+        return f"CAST({column} AS pg_catalog.jsonb)"
+    return _PINNED_ISO_UTC if kind == "instant" else column
 
 
 # Not STRICT: a NULL argument (a NULL purpose) must be compared, not make the CHECK pass.
+# Every operator, function and type is pg_catalog's and the search_path is pinned (migration
+# 0009): a session whose search_path puts a schema with its own `=` first cannot make it pass.
+# The pinned path keeps PostgreSQL from inlining the function: measured in the 0009 docstring.
+FUNCTION_SEARCH_PATH = "pg_catalog, pg_temp"
 FUNCTION_BODY = (
-    "\nSELECT coalesce(document::jsonb = jsonb_build_object(\n    "
+    "\nSELECT coalesce(CAST(document AS pg_catalog.jsonb) OPERATOR(pg_catalog.=) "
+    "pg_catalog.jsonb_build_object(\n    "
     + ",\n    ".join(f"'{key}', {_pg_value(c, kind)}" for c, key, kind in DOCUMENT_COLUMNS)
     + "\n), false)\n"
 )
 FUNCTION_SQL = (
     f"CREATE OR REPLACE FUNCTION {FUNCTION}(document text, "
     + ", ".join(f"{c} {_PG_TYPES[kind]}" for c, _, kind in DOCUMENT_COLUMNS)
-    + f") RETURNS boolean LANGUAGE sql IMMUTABLE AS $${FUNCTION_BODY}$$"
+    + ") RETURNS boolean LANGUAGE sql IMMUTABLE "
+    + f"SET search_path = {FUNCTION_SEARCH_PATH} AS $${FUNCTION_BODY}$$"
 )
 POSTGRESQL_CHECK = f"{FUNCTION}(document, {', '.join(c for c, _, _ in DOCUMENT_COLUMNS)})"
 

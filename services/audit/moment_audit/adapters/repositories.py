@@ -212,13 +212,13 @@ class SqlAuditStore:
         self, partition: int | None = None, up_to_seq: int | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         """What verify needs of every record, by partition, seq and id: the order it walks the
-        chains in. `document` is the stored document's UTF-8 bytes. Pruning verifies one
-        partition up to a checkpoint: `partition` and `up_to_seq` narrow it to that."""
+        chains in. `document` is the stored document's UTF-8 bytes; every query column comes
+        too, as search reads it, so verify can compare it with the document itself. Pruning
+        verifies one partition up to a checkpoint: `partition` and `up_to_seq` narrow it."""
         c = audit_records.c
+        tied = [c[column] for column, _, _ in DOCUMENT_COLUMNS]
         query = (
-            select(
-                c.id, c.chain_partition, c.seq, c.prev_hash, c.record_hash, self._document_bytes()
-            )
+            select(c.id, c.record_hash, self._document_bytes(), *tied)
             .order_by(c.chain_partition, c.seq, c.id)
             .execution_options(yield_per=STREAM_BATCH)
         )

@@ -14,15 +14,22 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from moment_audit.adapters.agreement import DOCUMENT_COLUMNS
 from moment_audit.adapters.checkpoints import SqlCheckpointStore
-from moment_audit.adapters.guarantees import unguarded_columns
+from moment_audit.adapters.guarantees import missing_guards, unguarded_columns
 from moment_audit.adapters.orm import audit_records
 from moment_audit.adapters.repositories import SqlAuditStore
 from moment_audit.adapters.retention import SqlRetentionStore, TransitSignatures
+from moment_audit.domain.agreement_check import RowChecks
 from moment_audit.domain.checkpoints import Checkpoint
 from moment_audit.domain.retention import horizon_payload
 from moment_audit.service.verify import (
+    COLUMN_MISMATCH,
+    DUPLICATE_EVENT,
+    GUARD_MISSING,
+    SCHEMA,
     ChainVerifier,
+    Finding,
     Report,
     SignatureCheck,
     schema_findings,
@@ -111,19 +118,36 @@ async def verify_store(
     on_row(await session.scalar(select(func.count()).select_from(audit_records)))
     store = SqlAuditStore(session)
     unguarded = await unguarded_columns(session)
+    guards = await missing_guards(session)
     heads = {head.partition: head.seq for head in await store.heads()}
     verifier = ChainVerifier(
         checkpoints + judgement.trusted, check, heads, horizons, now=now, max_age=max_age
     )
+    rows = RowChecks(DOCUMENT_COLUMNS)
     fed = 0
     async for row in store.stream_chained():
         verifier.feed(row)
+        rows.feed(row)
         on_row(None)
         fed += 1
         if fed % YIELD_EVERY == 0:
             # Hashing is CPU work: let ingest and the relay run between stretches of it.
             await asyncio.sleep(0)
     report = verifier.finish()
-    report.findings[:0] = schema_findings(unguarded)
+    report.findings.extend(_row_findings(rows))
     add_witness(report, judgement, len(checkpoints))
+    report.findings[:0] = schema_findings(unguarded) + guard_findings(guards)
     return report
+
+
+def _row_findings(rows: RowChecks) -> list[Finding]:
+    """What verify found by reading each row itself, trusting no constraint (issue 9)."""
+    return [
+        *(Finding(p.partition, p.seq, COLUMN_MISMATCH, p.detail) for p in rows.mismatches),
+        *(Finding(p.partition, p.seq, DUPLICATE_EVENT, p.detail) for p in rows.duplicates),
+    ]
+
+
+def guard_findings(missing: list[str]) -> list[Finding]:
+    """A trigger, constraint or grant the append-only promise rests on that is not in place."""
+    return [Finding(SCHEMA, 0, GUARD_MISSING, problem) for problem in missing]
