@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 from moment_audit.adapters.checkpoint_stream import read_checkpoint_stream
 from moment_audit.adapters.orm import audit_chain_heads, audit_checkpoints, audit_records, messaging
@@ -93,17 +93,9 @@ class Witnessed(Store):
             await relay.stop()
 
     async def dba(self, *statements: str | object) -> None:
-        """As the superuser, then the guards put back as they were (SQLite drops its triggers
-        to get around them: a careful attacker re-creates them)."""
-        triggers: list[str] = []
-        if self.dialect == "sqlite":
-            async with self.database.engine.connect() as connection:
-                query = text("SELECT sql FROM sqlite_master WHERE type = 'trigger'")
-                triggers = [str(sql) for sql in await connection.scalars(query)]
+        """As the superuser; `as_dba` puts SQLite's triggers back afterwards, as a careful
+        attacker would."""
         await self.tamper(*statements)  # type: ignore[arg-type]
-        async with self.database.engine.begin() as connection:
-            for sql in triggers:
-                await connection.exec_driver_sql(sql)
 
     async def count(self, table: object) -> int:
         async with self.uow() as uow:
