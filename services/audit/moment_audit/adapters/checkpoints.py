@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,8 @@ from moment_persistence.unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 SOURCE = "/moment/audit"
+# The heads due, and each partition's newest checkpoint, in; the heads that may be signed, out.
+Admit = Callable[[list[ChainHead], dict[int, Checkpoint]], Awaitable[list[ChainHead]]]
 
 
 async def announce(session: AsyncSession, body: Contract, partition: int) -> None:
@@ -124,10 +126,13 @@ class Checkpointer:
         vault: VaultClient,
         config: CheckpointConfig,
         uow_factory: Callable[[], SqlUnitOfWork],
+        admit: Admit | None = None,
     ) -> None:
+        """`admit` (service/admission.py) narrows the due heads to what the service stored."""
         self._vault = vault
         self._config = config
         self._uow_factory = uow_factory
+        self._admit = admit
         self._last_signed_at: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -150,6 +155,7 @@ class Checkpointer:
             sorted({h.partition for h in heads}.union(*(c.partitions for c in latest.values())))
         )
         due = [h for h in heads if self._due(h, _signed_seq(latest.get(h.partition)), force)]
+        due = due if self._admit is None or not due else await self._admit(due, latest)
         made = [await self._sign(head, latest.get(head.partition), partitions) for head in due]
         async with self._uow_factory() as uow:
             stored = [cp for cp in made if await self._store(uow.session, cp)]

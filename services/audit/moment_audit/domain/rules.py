@@ -35,6 +35,7 @@ class Rule(StrEnum):
     GAP = "gap"
     VERIFICATION_FAILED = "verification-failed"
     FORGED_PRODUCER = "forged-producer"
+    UNAUTHENTICATED_RECORD = "unauthenticated-record"
 
 
 class RulesConfig(BaseModel):

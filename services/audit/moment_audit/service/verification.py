@@ -20,6 +20,7 @@ from moment_audit.adapters.repositories import SqlAuditStore
 from moment_audit.adapters.retention import SqlRetentionStore, TransitSignatures
 from moment_audit.domain.checkpoints import Checkpoint
 from moment_audit.domain.retention import horizon_payload
+from moment_audit.service.record_check import RecordMacCheck
 from moment_audit.service.verify import (
     ChainVerifier,
     Report,
@@ -27,6 +28,7 @@ from moment_audit.service.verify import (
     schema_findings,
 )
 from moment_crypto.config import VaultConfig
+from moment_crypto.record_mac import RecordMacs
 from moment_crypto.vault import VaultClient
 
 # Signed (payload, signature) pairs in, a check for them out.
@@ -82,9 +84,14 @@ def config_signatures(config: VaultConfig | None, key_name: str) -> Signatures:
 
 
 async def verify_store(
-    session: AsyncSession, signatures: Signatures, on_row: Progress = _nothing
+    session: AsyncSession,
+    signatures: Signatures,
+    on_row: Progress = _nothing,
+    *,
+    record_macs: RecordMacs | None = None,
 ) -> Report:
-    """`on_row(total)` once with the number of records, then `on_row(None)` per record."""
+    """`on_row(total)` once with the number of records, then `on_row(None)` per record.
+    Without `record_macs` (the key only audit's AppRole reads) record MACs are not checked."""
     if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
         # One snapshot for every query: a checkpoint, horizon or prune committed between two of
         # them would otherwise look like tampering (SQLite's BEGIN IMMEDIATE already holds one).
@@ -101,14 +108,17 @@ async def verify_store(
     unguarded = await unguarded_columns(session)
     heads = {head.partition: head.seq for head in await store.heads()}
     verifier = ChainVerifier(checkpoints, check, heads, horizons)
+    macs = RecordMacCheck.of(record_macs, checkpoints, check)
     fed = 0
     async for row in store.stream_chained():
         verifier.feed(row)
+        macs.feed(row)
         on_row(None)
         fed += 1
         if fed % YIELD_EVERY == 0:
             # Hashing is CPU work: let ingest and the relay run between stretches of it.
             await asyncio.sleep(0)
     report = verifier.finish()
+    macs.finish(report)
     report.findings[:0] = schema_findings(unguarded)
     return report
