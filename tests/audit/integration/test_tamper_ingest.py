@@ -1,0 +1,252 @@
+"""Never sign what wasn't ingested: `moment-audit run` on its own Tansu, real OpenBao, PostgreSQL
+and SQLite, against a DBA who appends a correctly chained record behind its back.
+
+The attacker holds the database as superuser but has no Vault token: they can compute a chain
+link (the algorithm is public) and move the derived head row with it, but not the record MAC,
+whose key only audit's AppRole reads. So the forged row carries no MAC, or one copied from a
+genuine row. The running service must not sign a checkpoint covering it, must raise one
+`unauthenticated-record` alert on audit.alerts naming its partition and seq, and `moment-audit
+verify` (as audit's AppRole) must name it UNAUTHENTICATED RECORD. Genuine records keep being
+signed, before and after a restart (the key is read at start-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from moment_audit.adapters.orm import audit_chain_heads, audit_checkpoints, audit_records
+from moment_audit.adapters.repositories import row_of
+from moment_audit.bootstrap import MIGRATIONS
+from moment_audit.domain.chain import ChainHead, content_of, extend
+from moment_contracts import topics
+from moment_contracts.envelope import Envelope
+from moment_contracts.topics import CORE_TOPICS
+from moment_crypto import VaultConfig
+from moment_devstack.processes import LOOPBACK, ManagedProcess
+from moment_devstack.vault_bootstrap import ServiceCredentials
+from moment_messaging.admin import ensure_topics
+from moment_messaging.config import KafkaConfig
+from moment_persistence.config import Dialect
+from moment_persistence.migrations import upgrade_to_head
+from tests.audit.integration.test_kill_restart import AuditProcess, audit_environment
+from tests.audit.integration.test_tamper import environment, run_verify
+from tests.support.audit_events import access
+from tests.support.audit_producers import sign
+from tests.support.audit_store import as_dba
+from tests.support.kafka import read_topic
+from tests.support.postgres import PostgresDatabases, fresh_database_url
+from tests.support.produce import publish
+from tests.support.vault import VaultServer
+
+pytestmark = pytest.mark.slow
+
+DIALECTS: tuple[Dialect, ...] = ("postgresql", "sqlite")
+RULE = "unauthenticated-record"
+POLL_S = 0.05
+# Generous: a busy 2-core machine, shared with other test runs.
+TIMEOUT_S = 60.0
+CHECKPOINT_EVERY_S = 0.5
+
+
+@dataclass
+class Running:
+    bootstrap: str
+    url: str
+    engine: AsyncEngine
+    service: AuditProcess
+    verify_env: dict[str, str]
+
+    async def _scalar(self, query: Any) -> Any:
+        async with self.engine.connect() as connection:
+            return await connection.scalar(query)
+
+    async def genuine(self, subject: str, count: int) -> tuple[int, int]:
+        """Publish `count` signed events about one subject (so one partition) and wait until
+        they are stored; their partition and the highest seq they took."""
+        source = f"/test/ingest-mac-{uuid.uuid4().hex[:12]}"
+        envelopes = [
+            sign(Envelope.of(access(subject, producer_seq=n), source=source, subject=subject))
+            for n in range(1, count + 1)
+        ]
+        await publish(self.bootstrap, topics.AUDIT_EVENTS, *envelopes)
+        mine = audit_records.c.source == source
+        deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+        while await self._scalar(select(func.count()).where(mine)) < count:
+            self._still_running()
+            if asyncio.get_running_loop().time() > deadline:
+                pytest.fail(f"records not stored in {TIMEOUT_S:.0f}s:\n{self.service.log()}")
+            await asyncio.sleep(POLL_S)
+        query = select(audit_records.c.chain_partition, func.max(audit_records.c.seq)).where(mine)
+        async with self.engine.connect() as connection:
+            partition, seq = (await connection.execute(query.group_by("chain_partition"))).one()
+        return int(partition), int(seq)
+
+    def _still_running(self) -> None:
+        if not self.service.running():
+            pytest.fail(f"moment-audit exited:\n{self.service.log()}")
+
+    async def signed_up_to(self, partition: int) -> int:
+        c = audit_checkpoints.c
+        return int(
+            await self._scalar(select(func.max(c.seq)).where(c.chain_partition == partition)) or 0
+        )
+
+    async def wait_signed(self, partition: int, seq: int) -> None:
+        deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+        while await self.signed_up_to(partition) < seq:
+            self._still_running()
+            if asyncio.get_running_loop().time() > deadline:
+                pytest.fail(f"seq {seq} not signed in {TIMEOUT_S:.0f}s:\n{self.service.log()}")
+            await asyncio.sleep(POLL_S)
+
+    async def forge(self, partition: int, mac: str | None = None) -> int:
+        """As a DBA: append a record chained to the partition's head (right prev_hash, right
+        record_hash, head row moved), with `mac` for its record MAC; its seq."""
+        r, h = audit_records.c, audit_chain_heads.c
+        async with self.engine.connect() as connection:
+            head = (
+                await connection.execute(
+                    select(h.seq, h.hash).where(h.chain_partition == partition)
+                )
+            ).one()
+            last = (
+                (
+                    await connection.execute(
+                        select(audit_records).where(
+                            r.chain_partition == partition, r.seq == head.seq
+                        )
+                    )
+                )
+                .mappings()
+                .one()
+            )
+        content = {**content_of(dict(last)), "event_id": str(uuid.uuid4()), "subject_id": "forged"}
+        link = extend(ChainHead(partition, int(head.seq), str(head.hash)), content)
+        forged = row_of(
+            link, int(last["kafka_partition"]), 10**9 + link.seq, last["received_at"], mac
+        )
+        await as_dba(
+            self.engine,
+            insert(audit_records).values(forged),
+            update(audit_chain_heads)
+            .where(h.chain_partition == partition)
+            .values(seq=link.seq, hash=link.record_hash),
+        )
+        return link.seq
+
+    async def mac_of(self, partition: int, seq: int) -> str:
+        r = audit_records.c
+        return str(
+            await self._scalar(
+                select(r.record_mac).where(r.chain_partition == partition, r.seq == seq)
+            )
+        )
+
+    async def alerts(self, timeout_s: float = TIMEOUT_S) -> list[dict[str, Any]]:
+        def ours(record: ConsumerRecord[bytes, bytes]) -> bool:
+            return bool(json.loads(record.value or b"{}").get("rule") == RULE)
+
+        found = await read_topic(
+            self.bootstrap, topics.AUDIT_ALERTS, timeout_s=timeout_s, where=ours
+        )
+        return [json.loads(r.value or b"{}") for r in found]
+
+
+@pytest.fixture(params=DIALECTS)
+async def running(
+    request: pytest.FixtureRequest,
+    private_broker: ManagedProcess,
+    postgres_database_factory: PostgresDatabases,
+    vault_config_factory: Callable[[str], VaultConfig],
+    vault_server: VaultServer,
+    vault_bootstrap: dict[str, ServiceCredentials],
+    tmp_path: Path,
+) -> AsyncIterator[Running]:
+    bootstrap = f"{LOOPBACK}:{private_broker.port}"
+    await ensure_topics(KafkaConfig(bootstrap_servers=bootstrap), CORE_TOPICS)
+    url = await fresh_database_url(request.param, postgres_database_factory, tmp_path, "ingestmac")
+    await upgrade_to_head(url, MIGRATIONS)
+    env = audit_environment(bootstrap, url, vault_config_factory("audit")) | {
+        "MOMENT_AUDIT_CHECKPOINTS__EVERY_SECONDS": str(CHECKPOINT_EVERY_S),
+    }
+    service = AuditProcess(env, tmp_path / "audit.log")
+    engine = create_async_engine(url, poolclass=NullPool)
+    verify_env = environment(vault_server, vault_bootstrap["audit"], url)
+    try:
+        service.start()
+        await service.wait_ready(starts=1)
+        yield Running(bootstrap, url, engine, service, verify_env)
+    finally:
+        service.stop()
+        await engine.dispose()
+
+
+async def _refused(running: Running, partition: int, seq: int, reason: str) -> None:
+    """One alert names the forged record; no checkpoint covers it, even once genuine records
+    follow it; verify names it."""
+    named = f"partition {partition} seq {seq}: {reason}"
+    [alert] = [a for a in await running.alerts() if str(a["detail"]).endswith(named)]
+    assert alert["severity"] == "high"
+    assert await running.signed_up_to(partition) < seq
+    # Genuine records chained after the forgery: still nothing signed at or beyond it.
+    subject = await _subject_on(running, partition)
+    _, last = await running.genuine(subject, 3)
+    assert last > seq
+    await asyncio.sleep(8 * CHECKPOINT_EVERY_S)
+    assert await running.signed_up_to(partition) < seq
+    assert (
+        len([a for a in await running.alerts(timeout_s=2) if str(a["detail"]).endswith(named)]) == 1
+    )
+    code, out = await run_verify(running.verify_env)
+    unauthenticated = [line for line in out.splitlines() if "UNAUTHENTICATED RECORD" in line]
+    assert code == 1
+    assert [line.split(" (")[0] for line in unauthenticated] == [
+        f"partition {partition} seq {seq}: UNAUTHENTICATED RECORD"
+    ], out
+
+
+async def _subject_on(running: Running, partition: int) -> str:
+    r = audit_records.c
+    query = select(r.subject_id).where(r.chain_partition == partition, r.subject_id != "forged")
+    return str(await running._scalar(query.limit(1)))
+
+
+async def test_a_chained_record_without_a_mac_is_never_signed(running: Running) -> None:
+    partition, seq = await running.genuine(str(uuid.uuid4()), 3)
+    await running.wait_signed(partition, seq)
+    forged = await running.forge(partition)
+    await _refused(running, partition, forged, "missing-mac")
+
+
+async def test_a_mac_copied_from_another_row_is_refused(running: Running) -> None:
+    partition, seq = await running.genuine(str(uuid.uuid4()), 3)
+    await running.wait_signed(partition, seq)
+    forged = await running.forge(partition, await running.mac_of(partition, seq))
+    await _refused(running, partition, forged, "bad-mac")
+
+
+async def test_genuine_records_are_signed_across_a_restart(running: Running) -> None:
+    partition, seq = await running.genuine(str(uuid.uuid4()), 5)
+    await running.wait_signed(partition, seq)
+    running.service.stop()
+    running.service.start()
+    await running.service.wait_ready(starts=2)
+    for _ in range(3):
+        partition, seq = await running.genuine(str(uuid.uuid4()), 4)
+        await running.wait_signed(partition, seq)
+    assert await running.alerts(timeout_s=2) == [], "a genuine record was refused"
+    code, out = await run_verify(running.verify_env)
+    assert code == 0, out
+    assert "record MACs not checked" not in out
