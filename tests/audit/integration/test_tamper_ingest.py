@@ -22,28 +22,32 @@ from typing import Any
 
 import pytest
 from aiokafka.structs import ConsumerRecord
+from pydantic import SecretStr
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from moment_audit.adapters.orm import audit_chain_heads, audit_checkpoints, audit_records
 from moment_audit.adapters.repositories import row_of
-from moment_audit.bootstrap import MIGRATIONS
+from moment_audit.bootstrap import MIGRATIONS, build
+from moment_audit.config import AuditSettings, RecordMacConfig
 from moment_audit.domain.chain import ChainHead, content_of, extend
 from moment_contracts import topics
 from moment_contracts.envelope import Envelope
 from moment_contracts.topics import CORE_TOPICS
-from moment_crypto import VaultConfig
+from moment_crypto import VaultClient, VaultConfig
+from moment_crypto.errors import CryptoError, VaultPermissionDenied
+from moment_crypto.keysets import VersionedKeys
 from moment_devstack.processes import LOOPBACK, ManagedProcess
-from moment_devstack.vault_bootstrap import ServiceCredentials
+from moment_devstack.vault_bootstrap import AUDIT_RECORDS_PATH, ServiceCredentials
 from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
-from moment_persistence.config import Dialect
+from moment_persistence.config import DatabaseConfig, Dialect
 from moment_persistence.migrations import upgrade_to_head
 from tests.audit.integration.test_kill_restart import AuditProcess, audit_environment
 from tests.audit.integration.test_tamper import environment, run_verify
 from tests.support.audit_events import access
-from tests.support.audit_producers import sign
+from tests.support.audit_producers import PRODUCERS, sign
 from tests.support.audit_store import as_dba
 from tests.support.kafka import read_topic
 from tests.support.postgres import PostgresDatabases, fresh_database_url
@@ -250,3 +254,41 @@ async def test_genuine_records_are_signed_across_a_restart(running: Running) -> 
     code, out = await run_verify(running.verify_env)
     assert code == 0, out
     assert "record MACs not checked" not in out
+
+
+async def test_only_audit_reads_the_record_mac_key(
+    vault_config_factory: Callable[[str], VaultConfig],
+) -> None:
+    """Whoever reads it can vouch for a forged record: audit's AppRole only, and only to read."""
+    async with VaultClient(vault_config_factory("audit")) as audit:
+        keys = await VersionedKeys.load(audit, AUDIT_RECORDS_PATH)
+        assert keys.current == "v1"
+        with pytest.raises(VaultPermissionDenied):
+            await audit.write_kv(AUDIT_RECORDS_PATH, {"current": "v1", "v1": "AAAA"})
+    for outsider in ("identity", "consent", "storefront"):
+        async with VaultClient(vault_config_factory(outsider)) as client:
+            with pytest.raises(VaultPermissionDenied):
+                await client.read_kv(AUDIT_RECORDS_PATH)
+
+
+async def test_audit_does_not_start_without_its_record_mac_key(
+    kafka_topics: KafkaConfig,
+    vault_config_factory: Callable[[str], VaultConfig],
+    tmp_path: Path,
+) -> None:
+    """It would store records no checkpoint may ever cover."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'nokey.db'}"
+    await upgrade_to_head(url, MIGRATIONS)
+    settings = AuditSettings(
+        kafka=kafka_topics.model_copy(update={"client_id": "audit"}),
+        database=DatabaseConfig(url=SecretStr(url)),
+        vault=vault_config_factory("audit"),
+        records=RecordMacConfig(key_path=f"{AUDIT_RECORDS_PATH}-missing"),
+        producers=PRODUCERS,
+    )
+    service = build(settings)
+    try:
+        with pytest.raises(CryptoError, match="audit-records-missing"):
+            await service.start()
+    finally:
+        await service.stop()
