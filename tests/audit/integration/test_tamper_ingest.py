@@ -17,6 +17,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,16 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from pydantic import SecretStr
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from moment_audit.adapters.checkpoints import SqlCheckpointStore
 from moment_audit.adapters.orm import audit_chain_heads, audit_checkpoints, audit_records
 from moment_audit.adapters.repositories import row_of
 from moment_audit.bootstrap import MIGRATIONS, build
 from moment_audit.config import AuditSettings, RecordMacConfig
 from moment_audit.domain.chain import ChainHead, content_of, extend
+from moment_audit.domain.checkpoints import Checkpoint
 from moment_contracts import topics
 from moment_contracts.envelope import Envelope
 from moment_contracts.topics import CORE_TOPICS
@@ -44,7 +47,11 @@ from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
 from moment_persistence.config import DatabaseConfig, Dialect
 from moment_persistence.migrations import upgrade_to_head
-from tests.audit.integration.test_kill_restart import AuditProcess, audit_environment
+from tests.audit.integration.test_kill_restart import (
+    READY_MARKER,
+    AuditProcess,
+    audit_environment,
+)
 from tests.audit.integration.test_tamper import environment, run_verify
 from tests.support.audit_events import access
 from tests.support.audit_producers import PRODUCERS, sign
@@ -62,6 +69,7 @@ POLL_S = 0.05
 # Generous: a busy 2-core machine, shared with other test runs.
 TIMEOUT_S = 60.0
 CHECKPOINT_EVERY_S = 0.5
+RESTART_TIMEOUT_S = 240.0
 
 
 @dataclass
@@ -115,39 +123,36 @@ class Running:
                 pytest.fail(f"seq {seq} not signed in {TIMEOUT_S:.0f}s:\n{self.service.log()}")
             await asyncio.sleep(POLL_S)
 
-    async def forge(self, partition: int, mac: str | None = None) -> int:
-        """As a DBA: append a record chained to the partition's head (right prev_hash, right
-        record_hash, head row moved), with `mac` for its record MAC; its seq."""
+    async def forge(
+        self, partition: int, mac: str | None = None, *, with_checkpoint: bool = False
+    ) -> int:
+        """As a DBA, in one transaction: append a record chained to the partition's head (right
+        prev_hash, right record_hash, head row moved), with `mac` for its record MAC, and, with
+        `with_checkpoint`, a checkpoint row over it; its seq."""
         r, h = audit_records.c, audit_chain_heads.c
         async with self.engine.connect() as connection:
+            newest = (await SqlCheckpointStore(AsyncSession(connection)).latest())[partition]
             head = (
                 await connection.execute(
                     select(h.seq, h.hash).where(h.chain_partition == partition)
                 )
             ).one()
-            last = (
-                (
-                    await connection.execute(
-                        select(audit_records).where(
-                            r.chain_partition == partition, r.seq == head.seq
-                        )
-                    )
-                )
-                .mappings()
-                .one()
-            )
+            query = select(audit_records).where(r.chain_partition == partition, r.seq == head.seq)
+            last = (await connection.execute(query)).mappings().one()
         content = {**content_of(dict(last)), "event_id": str(uuid.uuid4()), "subject_id": "forged"}
         link = extend(ChainHead(partition, int(head.seq), str(head.hash)), content)
         forged = row_of(
             link, int(last["kafka_partition"]), 10**9 + link.seq, last["received_at"], mac
         )
-        await as_dba(
-            self.engine,
+        statements: list[Any] = [
             insert(audit_records).values(forged),
             update(audit_chain_heads)
             .where(h.chain_partition == partition)
             .values(seq=link.seq, hash=link.record_hash),
-        )
+        ]
+        if with_checkpoint:
+            statements.append(insert(audit_checkpoints).values(_fake_checkpoint(newest, link.head)))
+        await as_dba(self.engine, *statements)
         return link.seq
 
     async def mac_of(self, partition: int, seq: int) -> str:
@@ -158,14 +163,33 @@ class Running:
             )
         )
 
-    async def alerts(self, timeout_s: float = TIMEOUT_S) -> list[dict[str, Any]]:
+    async def alerts(self, named: str = "", timeout_s: float = TIMEOUT_S) -> list[dict[str, Any]]:
+        """The unauthenticated-record alerts whose detail ends with `named`."""
+
         def ours(record: ConsumerRecord[bytes, bytes]) -> bool:
-            return bool(json.loads(record.value or b"{}").get("rule") == RULE)
+            alert = json.loads(record.value or b"{}")
+            return bool(alert.get("rule") == RULE and str(alert.get("detail")).endswith(named))
 
         found = await read_topic(
             self.bootstrap, topics.AUDIT_ALERTS, timeout_s=timeout_s, where=ours
         )
         return [json.loads(r.value or b"{}") for r in found]
+
+
+def _fake_checkpoint(newest: Checkpoint, head: ChainHead) -> dict[str, Any]:
+    """The next checkpoint's row over `head`, chained to `newest`, with a signature of the right
+    shape that no key made (the DBA has no Vault token)."""
+    assert newest.number is not None
+    return {
+        "chain_partition": head.partition,
+        "seq": head.seq,
+        "hash": head.hash,
+        "created_at": datetime.now(UTC),
+        "signature": "vault:v1:" + "A" * 86 + "==",
+        "number": newest.number + 1,
+        "prev": newest.digest(),
+        "partitions": json.dumps(list(newest.partitions)),
+    }
 
 
 @pytest.fixture(params=DIALECTS)
@@ -201,7 +225,7 @@ async def _refused(running: Running, partition: int, seq: int, reason: str) -> N
     """One alert names the forged record; no checkpoint covers it, even once genuine records
     follow it; verify names it."""
     named = f"partition {partition} seq {seq}: {reason}"
-    [alert] = [a for a in await running.alerts() if str(a["detail"]).endswith(named)]
+    [alert] = await running.alerts(named)
     assert alert["severity"] == "high"
     assert await running.signed_up_to(partition) < seq
     # Genuine records chained after the forgery: still nothing signed at or beyond it.
@@ -210,15 +234,27 @@ async def _refused(running: Running, partition: int, seq: int, reason: str) -> N
     assert last > seq
     await asyncio.sleep(8 * CHECKPOINT_EVERY_S)
     assert await running.signed_up_to(partition) < seq
-    assert (
-        len([a for a in await running.alerts(timeout_s=2) if str(a["detail"]).endswith(named)]) == 1
-    )
+    assert len(await running.alerts(named, timeout_s=2)) == 1, "alerted again"
     code, out = await run_verify(running.verify_env)
     unauthenticated = [line for line in out.splitlines() if "UNAUTHENTICATED RECORD" in line]
     assert code == 1
     assert [line.split(" (")[0] for line in unauthenticated] == [
         f"partition {partition} seq {seq}: UNAUTHENTICATED RECORD"
     ], out
+
+
+async def _ready_again(service: AuditProcess) -> None:
+    """The restarted service is ready; rejoining its consumer group on Tansu can take minutes
+    on a loaded machine (README's figures), so the deadline is longer than test_kill_restart's."""
+    deadline = asyncio.get_running_loop().time() + RESTART_TIMEOUT_S
+    while service.log_path.read_bytes().count(READY_MARKER) < 2:
+        if not service.running():
+            pytest.fail(f"moment-audit exited during start-up:\n{service.log()}")
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(
+                f"moment-audit not ready again in {RESTART_TIMEOUT_S:.0f}s:\n{service.log()}"
+            )
+        await asyncio.sleep(POLL_S)
 
 
 async def _subject_on(running: Running, partition: int) -> str:
@@ -246,7 +282,7 @@ async def test_genuine_records_are_signed_across_a_restart(running: Running) -> 
     await running.wait_signed(partition, seq)
     running.service.stop()
     running.service.start()
-    await running.service.wait_ready(starts=2)
+    await _ready_again(running.service)
     for _ in range(3):
         partition, seq = await running.genuine(str(uuid.uuid4()), 4)
         await running.wait_signed(partition, seq)
@@ -292,3 +328,27 @@ async def test_audit_does_not_start_without_its_record_mac_key(
             await service.start()
     finally:
         await service.stop()
+
+
+async def test_a_forged_checkpoint_over_a_forged_record_is_not_built_upon(
+    running: Running,
+) -> None:
+    """The clever variant: the DBA also adds a checkpoint row covering the forgery (they can't
+    sign it), so that the service would start its next walk after it."""
+    partition, seq = await running.genuine(str(uuid.uuid4()), 3)
+    await running.wait_signed(partition, seq)
+    c = audit_checkpoints.c
+    newest = select(func.max(c.number)).where(c.chain_partition == partition)
+    number = int(await running._scalar(newest)) + 1
+    forged = await running.forge(partition, with_checkpoint=True)
+    # The fake checkpoint covers the head: the partition is due again once records follow.
+    _, last = await running.genuine(await _subject_on(running, partition), 3)
+    assert last > forged
+    named = f"partition {partition} seq {forged}: untrusted-checkpoint"
+    [alert] = await running.alerts(named)
+    assert alert["severity"] == "high"
+    await asyncio.sleep(8 * CHECKPOINT_EVERY_S)
+    assert await running._scalar(newest) == number, "a checkpoint was chained to the forged one"
+    code, out = await run_verify(running.verify_env)
+    assert code == 1
+    assert f"partition {partition} seq {forged}: UNAUTHENTICATED RECORD (no MAC)" in out

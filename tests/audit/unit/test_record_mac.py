@@ -54,7 +54,9 @@ def chain(count: int, macs: RecordMacs | None = MACS, start: ChainHead | None = 
                 "seq": link.seq,
                 "prev_hash": link.prev_hash,
                 "record_hash": link.record_hash,
-                "record_mac": None if macs is None else macs.mac(link.record_hash),
+                "record_mac": None
+                if macs is None
+                else macs.mac(link.partition, link.seq, link.prev_hash, link.record_hash),
                 "document": link.document.encode(),
             }
         )
@@ -66,24 +68,31 @@ def head_of(row: Row) -> ChainHead:
     return ChainHead(0, row["seq"], row["record_hash"])
 
 
-def test_the_mac_names_its_key_version_and_covers_exactly_the_record_hash() -> None:
-    mac = MACS.mac("ab" * 32)
+PLACE = (2, 7, "ef" * 32)
+
+
+def test_the_mac_names_its_key_version_and_covers_the_record_and_its_place() -> None:
+    mac = MACS.mac(*PLACE, "ab" * 32)
     version, _, value = mac.partition(":")
     assert (version, len(value)) == ("v1", 64)
     assert len(mac) <= 80, "fits record_mac (String(80))"
-    assert MACS.verify("ab" * 32, mac)
-    assert not MACS.verify("cd" * 32, mac)
-    assert not MACS.verify("ab" * 32, FORGER.mac("ab" * 32))
-    assert not MACS.verify("ab" * 32, "v2:" + value), "a version the key set lacks"
-    assert not MACS.verify("ab" * 32, None)
-    assert not MACS.verify("ab" * 32, "")
+    assert MACS.verify(*PLACE, "ab" * 32, mac)
+    assert not MACS.verify(*PLACE, "cd" * 32, mac)
+    # A genuine row copied whole under another seq, partition or link.
+    assert not MACS.verify(2, 8, "ef" * 32, "ab" * 32, mac)
+    assert not MACS.verify(3, 7, "ef" * 32, "ab" * 32, mac)
+    assert not MACS.verify(2, 7, "00" * 32, "ab" * 32, mac)
+    assert not MACS.verify(*PLACE, "ab" * 32, FORGER.mac(*PLACE, "ab" * 32))
+    assert not MACS.verify(*PLACE, "ab" * 32, "v2:" + value), "a version the key set lacks"
+    assert not MACS.verify(*PLACE, "ab" * 32, None)
+    assert not MACS.verify(*PLACE, "ab" * 32, "")
 
 
 def test_an_old_key_version_still_verifies_after_a_rotation() -> None:
-    old = MACS.mac("ab" * 32)
+    old = MACS.mac(*PLACE, "ab" * 32)
     rotated = RecordMacs(VersionedKeys("v2", {**MACS.keys.keys, "v2": os.urandom(KEY_BYTES)}))
-    assert rotated.verify("ab" * 32, old)
-    assert rotated.mac("ab" * 32).startswith("v2:")
+    assert rotated.verify(*PLACE, "ab" * 32, old)
+    assert rotated.mac(*PLACE, "ab" * 32).startswith("v2:")
 
 
 def test_genuine_records_are_admitted_up_to_the_head() -> None:
@@ -128,6 +137,15 @@ def test_genuine_records_after_a_forged_one_are_not_signed_either() -> None:
     assert result.head == head_of(rows[-1])
 
 
+def test_a_genuine_row_copied_whole_after_the_head_is_refused() -> None:
+    # Its document still hashes to its record_hash and its MAC is genuine: only its place isn't.
+    rows = chain(3)
+    copy = {**rows[0], "id": 99, "seq": 4, "prev_hash": rows[-1]["record_hash"]}
+    assert admit_rows(ChainHead(0), [*rows, copy], MACS, 4).refusal == Refusal(
+        0, 4, admission.BAD_MAC
+    )
+
+
 def test_two_rows_for_one_seq_stop_the_walk_before_that_seq() -> None:
     rows = chain(3)
     twin = {**_forged_after(rows[:1], MACS), "record_mac": None}
@@ -170,7 +188,10 @@ def test_the_alert_is_raised_once_per_record() -> None:
 def test_verify_names_each_unauthenticated_record_and_excuses_legacy_ones() -> None:
     rows = chain(4)
     rows[1] = {**rows[1], "record_mac": None}
-    rows[2] = {**rows[2], "record_mac": FORGER.mac(rows[2]["record_hash"])}
+    rows[2] = {
+        **rows[2],
+        "record_mac": FORGER.mac(0, 3, rows[2]["prev_hash"], rows[2]["record_hash"]),
+    }
     check = RecordMacCheck(MACS, {})
     for row in rows:
         check.feed(row)

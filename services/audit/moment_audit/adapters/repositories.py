@@ -165,7 +165,10 @@ class SqlAuditStore:
         macs: list[str | None] = (
             [None] * len(links)
             if self._macs is None
-            else [self._macs.mac(link.record_hash) for link in links]
+            else [
+                self._macs.mac(link.partition, link.seq, link.prev_hash, link.record_hash)
+                for link in links
+            ]
         )
         if self._dialect == "postgresql":
             result = await self._session.execute(

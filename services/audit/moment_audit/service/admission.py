@@ -91,7 +91,8 @@ class RecordWalk:
         mac = row.get("record_mac")
         if mac is None:
             return MISSING_MAC
-        return None if self._macs.verify(str(row["record_hash"]), str(mac)) else BAD_MAC
+        place = (self._head.partition, int(row["seq"]), str(row["prev_hash"]))
+        return None if self._macs.verify(*place, str(row["record_hash"]), str(mac)) else BAD_MAC
 
     def feed(self, row: Mapping[str, Any]) -> bool:
         """False once a record is refused: nothing after it is looked at."""

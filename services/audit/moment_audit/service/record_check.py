@@ -46,7 +46,9 @@ class RecordMacCheck:
         if mac is None:
             if seq > self._legacy.get(partition, 0):
                 self.findings.append(Finding(partition, seq, UNAUTHENTICATED_RECORD, "no MAC"))
-        elif not self._macs.verify(str(row["record_hash"]), str(mac)):
+        elif not self._macs.verify(
+            partition, seq, str(row["prev_hash"]), str(row["record_hash"]), str(mac)
+        ):
             self.findings.append(Finding(partition, seq, UNAUTHENTICATED_RECORD, "bad MAC"))
 
     def finish(self, report: Report) -> None:
