@@ -29,12 +29,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.pool import NullPool
 
 from moment_audit.adapters.checkpoints import SqlCheckpointStore
-from moment_audit.adapters.orm import audit_chain_heads, audit_checkpoints, audit_records
+from moment_audit.adapters.orm import (
+    audit_chain_heads,
+    audit_checkpoints,
+    audit_records,
+    messaging,
+)
 from moment_audit.adapters.repositories import row_of
 from moment_audit.bootstrap import MIGRATIONS, build
 from moment_audit.config import AuditSettings, RecordMacConfig
 from moment_audit.domain.chain import ChainHead, content_of, extend
 from moment_audit.domain.checkpoints import Checkpoint
+from moment_audit.service.admission import Admission
+from moment_audit.service.record_keys import read_record_macs
+from moment_audit.service.verification import vault_signatures
 from moment_contracts import topics
 from moment_contracts.envelope import Envelope
 from moment_contracts.topics import CORE_TOPICS
@@ -52,7 +60,7 @@ from tests.audit.integration.test_kill_restart import (
     AuditProcess,
     audit_environment,
 )
-from tests.audit.integration.test_tamper import environment, run_verify
+from tests.audit.integration.test_tamper import Store, environment, run_verify
 from tests.support.audit_events import access
 from tests.support.audit_producers import PRODUCERS, sign
 from tests.support.audit_store import as_dba
@@ -126,34 +134,7 @@ class Running:
     async def forge(
         self, partition: int, mac: str | None = None, *, with_checkpoint: bool = False
     ) -> int:
-        """As a DBA, in one transaction: append a record chained to the partition's head (right
-        prev_hash, right record_hash, head row moved), with `mac` for its record MAC, and, with
-        `with_checkpoint`, a checkpoint row over it; its seq."""
-        r, h = audit_records.c, audit_chain_heads.c
-        async with self.engine.connect() as connection:
-            newest = (await SqlCheckpointStore(AsyncSession(connection)).latest())[partition]
-            head = (
-                await connection.execute(
-                    select(h.seq, h.hash).where(h.chain_partition == partition)
-                )
-            ).one()
-            query = select(audit_records).where(r.chain_partition == partition, r.seq == head.seq)
-            last = (await connection.execute(query)).mappings().one()
-        content = {**content_of(dict(last)), "event_id": str(uuid.uuid4()), "subject_id": "forged"}
-        link = extend(ChainHead(partition, int(head.seq), str(head.hash)), content)
-        forged = row_of(
-            link, int(last["kafka_partition"]), 10**9 + link.seq, last["received_at"], mac
-        )
-        statements: list[Any] = [
-            insert(audit_records).values(forged),
-            update(audit_chain_heads)
-            .where(h.chain_partition == partition)
-            .values(seq=link.seq, hash=link.record_hash),
-        ]
-        if with_checkpoint:
-            statements.append(insert(audit_checkpoints).values(_fake_checkpoint(newest, link.head)))
-        await as_dba(self.engine, *statements)
-        return link.seq
+        return await forge(self.engine, partition, mac, with_checkpoint=with_checkpoint)
 
     async def mac_of(self, partition: int, seq: int) -> str:
         r = audit_records.c
@@ -174,6 +155,35 @@ class Running:
             self.bootstrap, topics.AUDIT_ALERTS, timeout_s=timeout_s, where=ours
         )
         return [json.loads(r.value or b"{}") for r in found]
+
+
+async def forge(
+    engine: AsyncEngine, partition: int, mac: str | None = None, *, with_checkpoint: bool = False
+) -> int:
+    """As a DBA, in one transaction: append a record chained to the partition's head (right
+    prev_hash, right record_hash, head row moved), with `mac` for its record MAC, and, with
+    `with_checkpoint`, a checkpoint row over it; its seq."""
+    r, h = audit_records.c, audit_chain_heads.c
+    async with engine.connect() as connection:
+        newest = (await SqlCheckpointStore(AsyncSession(connection)).latest())[partition]
+        head = (
+            await connection.execute(select(h.seq, h.hash).where(h.chain_partition == partition))
+        ).one()
+        query = select(audit_records).where(r.chain_partition == partition, r.seq == head.seq)
+        last = (await connection.execute(query)).mappings().one()
+    content = {**content_of(dict(last)), "event_id": str(uuid.uuid4()), "subject_id": "forged"}
+    link = extend(ChainHead(partition, int(head.seq), str(head.hash)), content)
+    forged = row_of(link, int(last["kafka_partition"]), 10**9 + link.seq, last["received_at"], mac)
+    statements: list[Any] = [
+        insert(audit_records).values(forged),
+        update(audit_chain_heads)
+        .where(h.chain_partition == partition)
+        .values(seq=link.seq, hash=link.record_hash),
+    ]
+    if with_checkpoint:
+        statements.append(insert(audit_checkpoints).values(_fake_checkpoint(newest, link.head)))
+    await as_dba(engine, *statements)
+    return link.seq
 
 
 def _fake_checkpoint(newest: Checkpoint, head: ChainHead) -> dict[str, Any]:
@@ -352,3 +362,51 @@ async def test_a_forged_checkpoint_over_a_forged_record_is_not_built_upon(
     code, out = await run_verify(running.verify_env)
     assert code == 1
     assert f"partition {partition} seq {forged}: UNAUTHENTICATED RECORD (no MAC)" in out
+
+
+@pytest.fixture(params=DIALECTS)
+async def signed_store(
+    request: pytest.FixtureRequest,
+    postgres_database_factory: PostgresDatabases,
+    vault_config_factory: Callable[[str], VaultConfig],
+    tmp_path: Path,
+) -> AsyncIterator[tuple[Store, VaultClient]]:
+    """Two chained partitions with MACs, each signed (test_tamper's Store), and audit's Vault."""
+    url = await fresh_database_url(request.param, postgres_database_factory, tmp_path, "admit")
+    await upgrade_to_head(url, MIGRATIONS)
+    store = Store(url)
+    async with VaultClient(vault_config_factory("audit")) as vault:
+        await store.fill(vault)
+        yield store, vault
+    await store.database.dispose()
+
+
+async def test_admission_passes_signed_heads_and_refuses_what_follows_a_forgery(
+    signed_store: tuple[Store, VaultClient],
+) -> None:
+    store, vault = signed_store
+    macs = await read_record_macs(vault, AUDIT_RECORDS_PATH)
+    admit = Admission(store.uow, lambda: macs, vault_signatures(vault, "audit-checkpoints"))
+    async with store.uow() as uow:
+        latest = await SqlCheckpointStore(uow.session).latest()
+    signed = [ChainHead(p, cp.seq, cp.hash) for p, cp in sorted(latest.items())]
+    # A heartbeat's heads (at the signed seq) pass as signed.
+    assert await admit(signed, latest) == signed
+    # A forged record after partition 0's head: nothing beyond the checkpoint is admitted.
+    forged = await forge(store.database.engine, 0)
+    beyond = [ChainHead(0, forged, "derived"), signed[1]]
+    assert await admit(beyond, latest) == [signed[1]]
+    [alert] = await _outboxed(store)
+    assert alert["detail"] == f"checkpoint refused: partition 0 seq {forged}: missing-mac"
+    assert await admit(beyond, latest) == [signed[1]]
+    assert len(await _outboxed(store)) == 1, "raised again"
+
+
+async def _outboxed(store: Store) -> list[dict[str, Any]]:
+    outbox = messaging.outbox
+    async with store.uow() as uow:
+        payloads = await uow.session.scalars(
+            select(outbox.c.payload).where(outbox.c.topic == topics.AUDIT_ALERTS)
+        )
+        alerts = [json.loads(p) for p in payloads]
+    return [a for a in alerts if a["rule"] == RULE]

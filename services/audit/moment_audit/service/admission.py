@@ -130,7 +130,9 @@ def admit_rows(
 
 
 class Admission:
-    """Called by the Checkpointer with the heads it would sign; returns the heads it may sign."""
+    """Called by the Checkpointer with the heads it would sign; returns the heads it may sign:
+    each as far as its records are proven, a head at its checkpoint's seq as that checkpoint
+    (checked) signed it, and none for a partition with nothing new proven."""
 
     def __init__(
         self,
@@ -156,11 +158,14 @@ class Admission:
         refusals: list[Refusal] = []
         async with self._uow_factory() as uow:
             for head in heads:
+                signed = _signed(latest.get(head.partition))
                 result = await self._admit(uow.session, head, latest.get(head.partition), macs)
-                if result.head.seq > _signed(latest.get(head.partition)):
-                    admitted.append(result.head)
                 if result.refusal is not None:
                     refusals.append(result.refusal)
+                # A head at the signed seq (a heartbeat re-signing it) passes as the checkpoint
+                # signed it; one beyond passes only as far as its records were proven.
+                if result.head.seq > signed or (head.seq <= signed and result.refusal is None):
+                    admitted.append(result.head)
         if refusals:
             await self._alarm(refusals)
         return admitted
@@ -171,6 +176,8 @@ class Admission:
         start = await self._start(session, head.partition, newest)
         if isinstance(start, Refusal):
             return Admitted(ChainHead(head.partition, _signed(newest)), start)
+        if head.seq <= start.seq:
+            return Admitted(start)
         walk = RecordWalk(start, macs)
         rows = SqlAuditStore(session).stream_chained(head.partition, head.seq, after_seq=start.seq)
         async with contextlib.aclosing(rows):
