@@ -43,6 +43,7 @@ from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.envelope import Envelope
 from moment_crypto.keysets import KEY_BYTES, VersionedKeys
 from moment_crypto.producer_mac import ProducerSigner
+from moment_crypto.record_mac import RecordMacs
 from moment_messaging.config import KafkaConfig
 from moment_messaging.deadletter import DeadLetterPolicy
 from moment_messaging.runtime import build_broker
@@ -58,6 +59,8 @@ SENTINEL_SOURCE = "/identity/bench-sentinel"
 PRODUCER = "bench"
 PRODUCERS = ProducersConfig(known={"/identity/": PRODUCER})
 KEYS = VersionedKeys(current="v1", keys={"v1": os.urandom(KEY_BYTES)})
+# The service's own MAC over each stored record, as the running service adds it.
+RECORD_MACS = RecordMacs(VersionedKeys(current="v1", keys={"v1": os.urandom(KEY_BYTES)}))
 # Polling the stored events' highest id: short against a run of a second or more.
 STORED_POLL_S = 0.01
 # The first poll also waits for the consumer group to form (seconds on Tansu).
@@ -187,7 +190,9 @@ async def _audit_consumer(config: KafkaConfig, database: Database) -> KafkaBroke
         Producers(PRODUCERS, None, {PRODUCER: KEYS}),
         ForgeryAlarm(uows, PRODUCERS.alert_window_s),
     )
-    register_handlers(broker, config, uows, DetectionEngine(), gate=lambda: gate)
+    register_handlers(
+        broker, config, uows, DetectionEngine(), gate=lambda: gate, record_macs=lambda: RECORD_MACS
+    )
     await broker.start()
     return broker
 

@@ -14,8 +14,10 @@ from moment_audit.adapters.kafka import register_handlers, register_revocations
 from moment_audit.adapters.orm import messaging, metadata
 from moment_audit.config import AuditSettings
 from moment_audit.domain.rules import DetectionEngine
+from moment_audit.service.admission import Admission
 from moment_audit.service.producers import ForgeryAlarm, ProducerGate, Producers
 from moment_audit.service.queries import AccessQueryHandler, LazyVerifier, to_error_reply
+from moment_audit.service.record_keys import RecordKeys
 from moment_audit.service.verification import vault_signatures, verify_store
 from moment_audit.service.verify import Report
 from moment_audit.service.watch import Watch
@@ -53,12 +55,22 @@ class AuditService(BasicService):
             Producers(settings.producers, self.vault),
             ForgeryAlarm(self.unit_of_work, settings.producers.alert_window_s),
         )
+        self.record_keys = RecordKeys(settings.records, self.vault)
+        self._key_name = settings.checkpoints.key_name
         self.checkpointer = (
             None
             if self.vault is None
-            else Checkpointer(self.vault, settings.checkpoints, self.unit_of_work)
+            else Checkpointer(
+                self.vault,
+                settings.checkpoints,
+                self.unit_of_work,
+                Admission(
+                    self.unit_of_work,
+                    self.record_keys.current,
+                    vault_signatures(self.vault, self._key_name),
+                ),
+            )
         )
-        self._key_name = settings.checkpoints.key_name
         # Stale checkpoints judged as `moment-audit verify` does; without Vault none is signed.
         self._max_age = (
             None if self.vault is None else timedelta(seconds=settings.checkpoints.max_age_s)
@@ -73,14 +85,27 @@ class AuditService(BasicService):
     def _register(
         self, broker: KafkaBroker, config: KafkaConfig, uows: Callable[[], SqlUnitOfWork]
     ) -> None:
-        register_handlers(broker, config, uows, self.engine, self.queries, gate=lambda: self.gate)
+        register_handlers(
+            broker,
+            config,
+            uows,
+            self.engine,
+            self.queries,
+            gate=lambda: self.gate,
+            # A lambda: the broker is built before record_keys exists.
+            record_macs=lambda: self.record_keys.current(),  # noqa: PLW0108
+        )
         self.revocations = register_revocations(broker, config, uows)
 
     async def verify_store(self) -> Report:
         """What `moment-audit verify` reports, with the service's own Vault client."""
         async with self.core.database.sessionmaker() as session:
-            signatures = vault_signatures(self.vault, self._key_name)
-            return await verify_store(session, signatures, max_age=self._max_age)
+            return await verify_store(
+                session,
+                vault_signatures(self.vault, self._key_name),
+                max_age=self._max_age,
+                record_macs=self.record_keys.current(),
+            )
 
     def queries(self) -> AccessQueryHandler:
         # Built on first use: the replier and Vault client exist only once BasicService is set up.
@@ -101,6 +126,9 @@ class AuditService(BasicService):
         # No record is taken before the producers' keys are: without them every one is refused.
         await self.gate.producers.load()
         self.gate.producers.start()
+        # Likewise the record MAC key: a record stored without it could never be signed.
+        await self.record_keys.load()
+        self.record_keys.start()
 
     async def start(self) -> None:
         await super().start()
@@ -112,6 +140,7 @@ class AuditService(BasicService):
 
     async def stop(self) -> None:
         await self.gate.producers.stop()
+        await self.record_keys.stop()
         await self.watch.stop()
         if self.checkpointer is not None:
             await self.checkpointer.stop()

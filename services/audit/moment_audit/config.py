@@ -73,6 +73,16 @@ class ProducersConfig(BaseModel):
     alert_window_s: int = Field(default=300, ge=1)
 
 
+class RecordMacConfig(BaseModel):
+    """The audit service's own MAC over each record it stores (moment_crypto.record_mac): an
+    HMAC key set read from Vault KV at `key_path` at start-up (Vault unreachable: audit does not
+    start) and every `refresh_seconds`. A checkpoint is signed only over records whose MAC
+    verifies; one that fails raises an `unauthenticated-record` alert."""
+
+    key_path: str = "moment/audit-records"
+    refresh_seconds: float = Field(default=60.0, gt=0)
+
+
 class AuditSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MOMENT_AUDIT_")
 
@@ -84,5 +94,6 @@ class AuditSettings(ServiceSettings):
     rules: RulesConfig = RulesConfig()
     watch: WatchConfig = WatchConfig()
     producers: ProducersConfig = ProducersConfig()
+    records: RecordMacConfig = RecordMacConfig()
     retention: RetentionConfig = RetentionConfig()
     telemetry: TelemetryConfig = TelemetryConfig(service_name="audit")

@@ -45,6 +45,9 @@ STOREFRONT_CREDENTIALS_PATH = "moment/storefront/credentials"
 # only its own, the audit service every one, so no one else can write the audit trail.
 AUDIT_PRODUCERS_PATH = "moment/audit-producers"
 AUDIT_PRODUCERS = ("identity",)
+# The audit service's own HMAC key set over the records it stores (moment_crypto.record_mac):
+# only audit reads it, so a row slipped into the store by whoever holds the database has no MAC.
+AUDIT_RECORDS_PATH = "moment/audit-records"
 
 TRANSIT_KEYS: dict[str, str] = {
     SUBJECT_KEYS: "aes256-gcm96",
@@ -56,6 +59,7 @@ KEY_SETS = (
     PEPPER_PATH,
     SEALING_KEY_PATH,
     *(f"{AUDIT_PRODUCERS_PATH}/{producer}" for producer in AUDIT_PRODUCERS),
+    AUDIT_RECORDS_PATH,
 )
 
 # Every service reads the public token-signing keys: each verifies identity's tokens offline.
@@ -85,6 +89,8 @@ path "{TRANSIT_MOUNT}/keys/{AUDIT_CHECKPOINT_KEY}" {{ capabilities = ["read"] }}
 path "{TRANSIT_MOUNT}/keys/{TOKEN_SIGNING_KEY}" {{ capabilities = ["read"] }}
 # Every producer's MAC key: ingest checks who wrote each event before it is chained.
 path "{KV_MOUNT}/data/{AUDIT_PRODUCERS_PATH}/*" {{ capabilities = ["read"] }}
+# Its own record MAC key: checkpoints and verify vouch only for records audit stored itself.
+path "{KV_MOUNT}/data/{AUDIT_RECORDS_PATH}" {{ capabilities = ["read"] }}
 """,
     STOREFRONT: f"""
 path "{KV_MOUNT}/data/{STOREFRONT_CREDENTIALS_PATH}" {{ capabilities = ["read"] }}

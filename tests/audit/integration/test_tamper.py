@@ -30,11 +30,12 @@ from moment_audit.bootstrap import MIGRATIONS
 from moment_audit.config import CheckpointConfig
 from moment_audit.domain.chain import ChainLink, canonical, content_of, document_of, record_hash
 from moment_audit.service.ingest import ingest
+from moment_audit.service.record_keys import read_record_macs
 from moment_contracts import topics
 from moment_contracts.envelope import Envelope
 from moment_crypto import VaultClient, VaultConfig
 from moment_devstack.stack import service_environment
-from moment_devstack.vault_bootstrap import ServiceCredentials
+from moment_devstack.vault_bootstrap import AUDIT_RECORDS_PATH, ServiceCredentials
 from moment_persistence.config import DatabaseConfig, Dialect
 from moment_persistence.database import Database
 from moment_persistence.errors import PersistenceError
@@ -90,11 +91,13 @@ class Store:
         return SqlUnitOfWork(self.database, metadata=metadata)
 
     async def fill(self, vault: VaultClient | None) -> None:
+        # As the service stores them: with its record MAC when it holds the key.
+        macs = None if vault is None else await read_record_macs(vault, AUDIT_RECORDS_PATH)
         for n in range(PER_PARTITION * 2):
             body = access(f"subject-{n}")
             envelope = Envelope.of(body, source="/moment/identity", subject=body.subject_id)
             async with self.uow() as uow:
-                assert await ingest(uow, envelope, body, n % 2, n)
+                assert await ingest(uow, envelope, body, n % 2, n, macs=macs)
         if vault is None:
             return
         checkpointer = Checkpointer(vault, CheckpointConfig(), self.uow)
@@ -155,6 +158,7 @@ async def test_without_vault_records_are_never_checkpointed(tmp_path: Path) -> N
         [
             "partition 0 seq 1: STALE CHECKPOINT (never checkpointed)",
             "partition 1 seq 1: STALE CHECKPOINT (never checkpointed)",
+            "warning: record MACs not checked (the record MAC key could not be read)",
             "not yet covered: partition 0, 6 records after seq 0",
             "not yet covered: partition 1, 6 records after seq 0",
             "12 records, 0 checkpoints: 2 findings; 12 records not yet covered",
@@ -224,7 +228,10 @@ TAMPERING: dict[str, tuple[list[str], str]] = {
             edit(0, 5, '"seq":5,', '"seq":4,', seq=4),
             edit(0, -4, '"seq":-4,', '"seq":5,', seq=5),
         ],
-        "partition 0 seq 4: REORDERED (was seq 5)\npartition 0 seq 5: REORDERED (was seq 4)",
+        "partition 0 seq 4: REORDERED (was seq 5)\npartition 0 seq 5: REORDERED (was seq 4)\n"
+        # The record MAC covers the place the service stored each record at.
+        "partition 0 seq 4: UNAUTHENTICATED RECORD (bad MAC)\n"
+        "partition 0 seq 5: UNAUTHENTICATED RECORD (bad MAC)",
     ),
     "truncate": (
         ["DELETE FROM audit_records WHERE chain_partition = 1 AND seq > 4"],

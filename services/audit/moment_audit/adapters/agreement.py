@@ -101,12 +101,13 @@ SQLITE_CHECK = " AND ".join(
 )
 
 # PostgreSQL's writer: the columns are read from each document in SQL, parsed once, so the
-# service sends five arrays rather than twenty-two values per record.
+# service sends six arrays rather than twenty-three values per record. record_mac (the service's
+# own MAC over the record, moment_crypto.record_mac) is not read from the document.
 # Built from the constants above only (hence the noqa).
 POSTGRESQL_INSERT = f"""
-INSERT INTO audit_records (document, record_hash, kafka_partition, kafka_offset, received_at,
-    {", ".join(c for c, _, _ in DOCUMENT_COLUMNS)})
-SELECT d, h, kp, ko, CAST(:received_at AS timestamptz),
+INSERT INTO audit_records (document, record_hash, record_mac, kafka_partition, kafka_offset,
+    received_at, {", ".join(c for c, _, _ in DOCUMENT_COLUMNS)})
+SELECT d, h, m, kp, ko, CAST(:received_at AS timestamptz),
     {
     ", ".join(
         f"(j ->> '{key}')::{_PG_TYPES[kind]}" if kind != "json" else f"(j -> '{key}')::json"
@@ -114,9 +115,10 @@ SELECT d, h, kp, ko, CAST(:received_at AS timestamptz),
     )
 }
 FROM (
-    SELECT d, h, kp, ko, d::jsonb AS j
-    FROM unnest(CAST(:documents AS text[]), CAST(:hashes AS text[]),
-                CAST(:partitions AS integer[]), CAST(:offsets AS bigint[])) AS u(d, h, kp, ko)
+    SELECT d, h, m, kp, ko, d::jsonb AS j
+    FROM unnest(CAST(:documents AS text[]), CAST(:hashes AS text[]), CAST(:macs AS text[]),
+                CAST(:partitions AS integer[]), CAST(:offsets AS bigint[]))
+         AS u(d, h, m, kp, ko)
     -- OFFSET 0 keeps the planner from inlining d::jsonb into each column: one parse a row.
     OFFSET 0
 ) AS parsed

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,8 @@ from moment_persistence.unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 SOURCE = "/moment/audit"
+# The heads due, and each partition's newest checkpoint, in; the heads that may be signed, out.
+Admit = Callable[[list[ChainHead], dict[int, Checkpoint]], Awaitable[list[ChainHead]]]
 
 
 async def announce(session: AsyncSession, body: Contract, partition: int) -> None:
@@ -138,9 +140,11 @@ class Checkpointer:
         vault: VaultClient,
         config: CheckpointConfig,
         uow_factory: Callable[[], SqlUnitOfWork],
+        admit: Admit | None = None,
         *,
         clock: Callable[[], datetime] = _now,
     ) -> None:
+        """`admit` (service/admission.py) narrows the due heads to what the service stored."""
         self._vault = vault
         self._config = config
         self._uow_factory = uow_factory
@@ -150,6 +154,7 @@ class Checkpointer:
         # When this process first saw a partition that has no checkpoint yet: nothing stored
         # to time its first one from.
         self._first_seen: dict[int, datetime] = {}
+        self._admit = admit
         self._task: asyncio.Task[None] | None = None
 
     def _due(self, head: ChainHead, newest: Checkpoint | None, now: datetime, force: bool) -> bool:
@@ -177,6 +182,7 @@ class Checkpointer:
             for h in heads
             if h.partition not in refused and self._due(h, latest.get(h.partition), now, force)
         ]
+        due = due if self._admit is None or not due else await self._admit(due, latest)
         # A partition once signed stays in every later checkpoint's set, so one that vanishes
         # whole (records, checkpoints and head) is still named by the others.
         partitions = tuple(

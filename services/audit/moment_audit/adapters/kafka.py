@@ -27,6 +27,7 @@ from moment_contracts import topics
 from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.audit_queries import SearchAccess
 from moment_contracts.catalogue import TOPIC_MESSAGES
+from moment_crypto.record_mac import RecordMacs
 from moment_messaging.config import KafkaConfig
 from moment_messaging.deadletter import PermanentError, RejectedRecords
 from moment_messaging.runtime import (
@@ -57,9 +58,10 @@ def register_handlers(
     queries: Callable[[], AccessQueryHandler] | None = None,
     *,
     gate: Callable[[], ProducerGate],
+    record_macs: Callable[[], RecordMacs | None] | None = None,
 ) -> None:
-    """`queries` and `gate` are called per request or poll, so the broker can be built (and
-    documented) first."""
+    """`queries`, `gate` and `record_macs` (the service's record MAC keys, which refresh) are
+    called per request or poll, so the broker can be built (and documented) first."""
     events = subscribe_batch(
         broker, topics.AUDIT_EVENTS, group_id=GROUP_ID, config=config, max_records=INGEST_BATCH
     )
@@ -74,7 +76,8 @@ def register_handlers(
     ) -> None:
         """Store each access record once, chained; offsets are committed after the database."""
         items, sources, rejected = decode(records_of(msg), config, gate().check)
-        ingested = await ingest_batch(uow_factory, items, engine)
+        macs = None if record_macs is None else record_macs()
+        ingested = await ingest_batch(uow_factory, items, engine, macs)
         rejected += [(sources[i], refusal(exc)) for i, exc in ingested.refused.items()]
         await gate().report(rejected)
         if rejected:

@@ -11,7 +11,7 @@ stored before (`StoredBefore`), rolls back and chains the batch again without th
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from sqlalchemy.types import LargeBinary
 from moment_audit.adapters.agreement import DOCUMENT_COLUMNS, POSTGRESQL_INSERT
 from moment_audit.adapters.orm import audit_chain_heads, audit_records
 from moment_audit.domain.chain import ChainHead, ChainLink, extend
+from moment_crypto.record_mac import RecordMacs
 
 # Rows fetched per round trip when verify streams a whole store.
 STREAM_BATCH = 5000
@@ -49,13 +50,16 @@ Key = tuple[str, str]
 _POSTGRESQL_INSERT = text(POSTGRESQL_INSERT).bindparams(
     bindparam("documents", type_=ARRAY(Text)),
     bindparam("hashes", type_=ARRAY(Text)),
+    bindparam("macs", type_=ARRAY(Text)),
     bindparam("partitions", type_=ARRAY(Integer)),
     bindparam("offsets", type_=ARRAY(BigInteger)),
     bindparam("received_at", type_=DateTime(timezone=True)),
 )
 
 
-def row_of(link: ChainLink, partition: int, offset: int, received_at: datetime) -> dict[str, Any]:
+def row_of(
+    link: ChainLink, partition: int, offset: int, received_at: datetime, mac: str | None = None
+) -> dict[str, Any]:
     """A record's columns read from its document, as PostgreSQL's insert reads them in SQL."""
     document = json.loads(link.document)
     values = {column: document[key] for column, key, _ in DOCUMENT_COLUMNS}
@@ -64,6 +68,7 @@ def row_of(link: ChainLink, partition: int, offset: int, received_at: datetime) 
         **values,
         "document": link.document,
         "record_hash": link.record_hash,
+        "record_mac": mac,
         "kafka_partition": partition,
         "kafka_offset": offset,
         "received_at": received_at,
@@ -83,8 +88,10 @@ def key_of(record: Mapping[str, Any]) -> Key:
 
 
 class SqlAuditStore:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, macs: RecordMacs | None = None) -> None:
+        """`macs`: the service's record MAC keys; without them (dev, no Vault) no MAC is stored."""
         self._session = session
+        self._macs = macs
 
     @property
     def _dialect(self) -> str:
@@ -155,12 +162,21 @@ class SqlAuditStore:
         if not fresh:
             return set()
         where = [(records[i]["kafka_partition"], records[i]["kafka_offset"]) for i in fresh]
+        macs: list[str | None] = (
+            [None] * len(links)
+            if self._macs is None
+            else [
+                self._macs.mac(link.partition, link.seq, link.prev_hash, link.record_hash)
+                for link in links
+            ]
+        )
         if self._dialect == "postgresql":
             result = await self._session.execute(
                 _POSTGRESQL_INSERT,
                 {
                     "documents": [link.document for link in links],
                     "hashes": [link.record_hash for link in links],
+                    "macs": macs,
                     "partitions": [partition for partition, _ in where],
                     "offsets": [offset for _, offset in where],
                     "received_at": received_at,
@@ -168,8 +184,8 @@ class SqlAuditStore:
             )
         else:
             rows = [
-                row_of(link, partition, offset, received_at)
-                for link, (partition, offset) in zip(links, where, strict=True)
+                row_of(link, partition, offset, received_at, mac)
+                for link, (partition, offset), mac in zip(links, where, macs, strict=True)
             ]
             statement = self._insert_ignoring_duplicates(audit_records, ["source", "event_id"])
             returning = statement.returning(audit_records.c.source, audit_records.c.event_id)
@@ -209,16 +225,22 @@ class SqlAuditStore:
         return cast(document, LargeBinary).label("document")
 
     async def stream_chained(
-        self, partition: int | None = None, up_to_seq: int | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+        self,
+        partition: int | None = None,
+        up_to_seq: int | None = None,
+        *,
+        after_seq: int | None = None,
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """What verify needs of every record, by partition, seq and id: the order it walks the
         chains in. `document` is the stored document's UTF-8 bytes; every query column comes
-        too, as search reads it, so verify can compare it with the document itself. Pruning
-        verifies one partition up to a checkpoint: `partition` and `up_to_seq` narrow it."""
+        too, as search reads it, so verify can compare it with the document itself, and the
+        record MAC. Pruning verifies one partition up to a checkpoint: `partition` and
+        `up_to_seq` narrow it; admission reads a partition's records since its last checkpoint
+        (`after_seq`)."""
         c = audit_records.c
         tied = [c[column] for column, _, _ in DOCUMENT_COLUMNS]
         query = (
-            select(c.id, c.record_hash, self._document_bytes(), *tied)
+            select(c.id, c.record_hash, c.record_mac, self._document_bytes(), *tied)
             .order_by(c.chain_partition, c.seq, c.id)
             .execution_options(yield_per=STREAM_BATCH)
         )
@@ -226,6 +248,8 @@ class SqlAuditStore:
             query = query.where(c.chain_partition == partition)
         if up_to_seq is not None:
             query = query.where(c.seq <= up_to_seq)
+        if after_seq is not None:
+            query = query.where(c.seq > after_seq)
         result = await self._session.stream(query)
         async for row in result.mappings():
             yield dict(row)

@@ -87,3 +87,19 @@ def verification_alert(key: str, line: str, at: datetime) -> AlertRaised:
         first_seen=at,
         last_seen=at,
     )
+
+
+def unauthenticated_record_alert(
+    partition: int, seq: int, reason: str, at: datetime
+) -> AlertRaised:
+    """A record the service did not store (no valid record MAC, or off the chain) found before a
+    checkpoint would have covered it: nothing at or beyond it is signed. One id per record."""
+    return finding_alert(
+        Rule.UNAUTHENTICATED_RECORD,
+        "high",
+        f"{partition}:{seq}",
+        f"checkpoint refused: partition {partition} seq {seq}: {reason}",
+        count=1,
+        first_seen=at,
+        last_seen=at,
+    )

@@ -37,6 +37,7 @@ class Rule(StrEnum):
     FORGED_PRODUCER = "forged-producer"
     # The checkpointer found fewer checkpoints than it had signed: it stops signing there.
     CHECKPOINT_ROLLBACK = "checkpoint-rollback"
+    UNAUTHENTICATED_RECORD = "unauthenticated-record"
 
 
 class RulesConfig(BaseModel):

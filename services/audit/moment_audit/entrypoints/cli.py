@@ -29,6 +29,7 @@ from moment_audit.entrypoints.checkpoints import app as checkpoints_app
 from moment_audit.entrypoints.prune import prune
 from moment_audit.entrypoints.roles import db_roles
 from moment_audit.service.queries import AccessQuery, entries_after, search
+from moment_audit.service.record_keys import config_record_macs
 from moment_audit.service.verification import NoSignatureCheck, config_signatures, verify_store
 from moment_audit.service.verify import Report
 from moment_audit.service.watch import alert_findings
@@ -83,8 +84,11 @@ async def _verify(
     database = Database(settings.database)
     try:
         signatures = config_signatures(settings.vault, settings.checkpoints.key_name)
+        macs = await config_record_macs(settings.vault, settings.records.key_path)
         async with database.sessionmaker() as session:
-            report = await verify_store(session, signatures, on_row, witnessed, max_age=max_age)
+            report = await verify_store(
+                session, signatures, on_row, witnessed, max_age=max_age, record_macs=macs
+            )
         if alert:
             # The running service's outbox relay publishes them to audit.alerts.
             async with SqlUnitOfWork(database, metadata=metadata) as uow:

@@ -27,6 +27,7 @@ from moment_audit.domain.rules import DetectionEngine
 from moment_audit.service.streams import follow_ups
 from moment_contracts.audit import PersonalDataAccessed
 from moment_contracts.envelope import Envelope
+from moment_crypto.record_mac import RecordMacs
 from moment_messaging.outbox import add_to_outbox
 from moment_persistence.errors import IntegrityViolation, is_unavailable
 from moment_persistence.unit_of_work import SqlUnitOfWork
@@ -71,10 +72,12 @@ async def store_batch(
     items: Sequence[Incoming],
     engine: DetectionEngine | None = None,
     skip: frozenset[Key] = frozenset(),
+    macs: RecordMacs | None = None,
 ) -> list[bool]:
-    """Store one partition's `items` (but those in `skip`) and their follow-ups, and commit."""
+    """Store one partition's `items` (but those in `skip`) and their follow-ups, and commit;
+    with `macs`, each record carries the service's MAC (moment_crypto.record_mac)."""
     wanted = [i for i, item in enumerate(items) if item.key not in skip]
-    flags = await SqlAuditStore(uow.session).append_many(
+    flags = await SqlAuditStore(uow.session, macs).append_many(
         [items[i].record() for i in wanted],
         items[0].partition,
         received_at=datetime.now(UTC),
@@ -100,22 +103,25 @@ async def ingest(
     partition: int,
     offset: int,
     engine: DetectionEngine | None = None,
+    macs: RecordMacs | None = None,
 ) -> bool:
     """Store a single event in `uow` and commit; False for a duplicate."""
-    return (await store_batch(uow, [Incoming(envelope, event, partition, offset)], engine))[0]
+    items = [Incoming(envelope, event, partition, offset)]
+    return (await store_batch(uow, items, engine, macs=macs))[0]
 
 
 async def _ingest_partition(
     uow_factory: Callable[[], SqlUnitOfWork],
     items: Sequence[Incoming],
     engine: DetectionEngine | None,
+    macs: RecordMacs | None = None,
 ) -> list[bool]:
     skip: frozenset[Key] = frozenset()
     # Each retry skips at least one more stored record, so this ends.
     while True:
         try:
             async with uow_factory() as uow:
-                return await store_batch(uow, items, engine, skip)
+                return await store_batch(uow, items, engine, skip, macs)
         except StoredBefore as exc:
             skip |= exc.keys
 
@@ -132,10 +138,11 @@ async def _one_by_one(
     items: Sequence[tuple[int, Incoming]],
     engine: DetectionEngine | None,
     result: Ingested,
+    macs: RecordMacs | None,
 ) -> None:
     for index, item in items:
         try:
-            result.stored[index] = (await _ingest_partition(uow_factory, [item], engine))[0]
+            result.stored[index] = (await _ingest_partition(uow_factory, [item], engine, macs))[0]
         except (IntegrityViolation, DBAPIError) as exc:
             if not _refusal(exc):
                 raise
@@ -147,13 +154,14 @@ async def _ingest_group(
     group: list[tuple[int, Incoming]],
     engine: DetectionEngine | None,
     result: Ingested,
+    macs: RecordMacs | None,
 ) -> None:
     try:
-        flags = await _ingest_partition(uow_factory, [item for _, item in group], engine)
+        flags = await _ingest_partition(uow_factory, [item for _, item in group], engine, macs)
     except (IntegrityViolation, DBAPIError) as exc:
         if not _refusal(exc):
             raise
-        await _one_by_one(uow_factory, group, engine, result)
+        await _one_by_one(uow_factory, group, engine, result, macs)
         return
     for (index, _), flag in zip(group, flags, strict=True):
         result.stored[index] = flag
@@ -163,6 +171,7 @@ async def ingest_batch(
     uow_factory: Callable[[], SqlUnitOfWork],
     items: Sequence[Incoming],
     engine: DetectionEngine | None = None,
+    macs: RecordMacs | None = None,
 ) -> Ingested:
     """Store a poll's worth of events: one transaction per partition, in the order given.
 
@@ -174,7 +183,7 @@ async def ingest_batch(
     for index, item in enumerate(items):
         partitions.setdefault(item.partition, []).append((index, item))
     outcomes = await asyncio.gather(
-        *(_ingest_group(uow_factory, group, engine, result) for group in partitions.values()),
+        *(_ingest_group(uow_factory, group, engine, result, macs) for group in partitions.values()),
         return_exceptions=True,
     )
     # Every transaction has finished: the first failure goes up, and the batch is retried.

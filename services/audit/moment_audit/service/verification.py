@@ -23,6 +23,7 @@ from moment_audit.adapters.retention import SqlRetentionStore, TransitSignatures
 from moment_audit.domain.agreement_check import RowChecks
 from moment_audit.domain.checkpoints import Checkpoint
 from moment_audit.domain.retention import horizon_payload
+from moment_audit.service.record_check import RecordMacCheck
 from moment_audit.service.verify import (
     COLUMN_MISMATCH,
     DUPLICATE_EVENT,
@@ -36,6 +37,7 @@ from moment_audit.service.verify import (
 )
 from moment_audit.service.witness import add_witness, judge_witnessed
 from moment_crypto.config import VaultConfig
+from moment_crypto.record_mac import RecordMacs
 from moment_crypto.vault import VaultClient
 
 # Signed (payload, signature) pairs in, a check for them out.
@@ -97,10 +99,12 @@ async def verify_store(
     witnessed: list[Checkpoint] | None = None,
     *,
     max_age: timedelta | None = None,
+    record_macs: RecordMacs | None = None,
 ) -> Report:
     """`on_row(total)` once with the number of records, then `on_row(None)` per record.
     `witnessed`: checkpoints an outside witness kept (service/witness.py). With `max_age`, a
-    checkpoint older than that when verify starts is stale."""
+    checkpoint older than that when verify starts is stale. Without `record_macs` (the key only
+    audit's AppRole reads) record MACs are not checked."""
     now = datetime.now(UTC)
     if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
         # One snapshot for every query: a checkpoint, horizon or prune committed between two of
@@ -124,10 +128,12 @@ async def verify_store(
         checkpoints + judgement.trusted, check, heads, horizons, now=now, max_age=max_age
     )
     rows = RowChecks(DOCUMENT_COLUMNS)
+    macs = RecordMacCheck.of(record_macs, checkpoints, check)
     fed = 0
     async for row in store.stream_chained():
         verifier.feed(row)
         rows.feed(row)
+        macs.feed(row)
         on_row(None)
         fed += 1
         if fed % YIELD_EVERY == 0:
@@ -135,6 +141,7 @@ async def verify_store(
             await asyncio.sleep(0)
     report = verifier.finish()
     report.findings.extend(_row_findings(rows))
+    macs.finish(report)
     add_witness(report, judgement, len(checkpoints))
     report.findings[:0] = schema_findings(unguarded) + guard_findings(guards)
     return report
