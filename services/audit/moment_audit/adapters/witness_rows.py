@@ -37,17 +37,17 @@ def _stored(row: Any) -> Stored:
 
 async def stored_checkpoints(session: AsyncSession, page: int = PAGE) -> AsyncIterator[Stored]:
     """Every chained checkpoint, by partition and number."""
-    after = (-(2**62), 0)
     columns = (_C.chain_partition, _C.number, _C.seq, _C.hash, _C.created_at, _C.prev)
+    query = (
+        select(*columns, _C.partitions, _C.signature)
+        .where(_C.number.is_not(None))
+        .order_by(_C.chain_partition, _C.number)
+        .limit(page)
+    )
+    after: tuple[int, int] | None = None
     while True:
-        rows = (
-            await session.execute(
-                select(*columns, _C.partitions, _C.signature)
-                .where(_C.number.is_not(None), tuple_(_C.chain_partition, _C.number) > after)
-                .order_by(_C.chain_partition, _C.number)
-                .limit(page)
-            )
-        ).all()
+        where = query if after is None else query.where(tuple_(*columns[:2]) > after)
+        rows = (await session.execute(where)).all()
         for row in rows:
             yield _stored(row)
         if len(rows) < page:

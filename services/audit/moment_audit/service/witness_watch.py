@@ -97,11 +97,13 @@ class WitnessWatch:
             raised = await alert_findings(
                 uow, Report(findings=found), self.config.max_verification_alerts
             )
-        log.warning(
-            "audit witness: %d findings against audit.checkpoints, %d new alerts",
-            len(found),
-            len(raised),
-        )
+        if raised:
+            # Once per new alert, not every sweep while the damage stays.
+            log.warning(
+                "audit witness: %d findings against audit.checkpoints, %d new alerts",
+                len(found),
+                len(raised),
+            )
         return raised
 
     async def lend(self) -> list[Checkpoint]:
