@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hvac
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -25,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from moment_audit.adapters.orm import audit_checkpoints, audit_records, messaging
 from moment_audit.bootstrap import MIGRATIONS
+from moment_audit.config import CheckpointConfig
 from moment_contracts import topics
 from moment_contracts.audit_chain import CheckpointSigned
 from moment_contracts.topics import CORE_TOPICS
@@ -53,6 +55,7 @@ FAILED = b"audit witness comparison failed"
 DEADLINE_S = 60.0
 POLL_S = 0.1
 
+CHECKPOINT_KEY = CheckpointConfig().key_name
 _C = audit_checkpoints.c
 _R = audit_records.c
 
@@ -185,18 +188,30 @@ async def two_witnessed_checkpoints(watched: Watched) -> int:
 
 
 async def test_a_healthy_service_raises_no_witness_alert_even_after_a_restart(
-    watched: Watched,
+    watched: Watched, vault_root: hvac.Client
 ) -> None:
     await two_witnessed_checkpoints(watched)
     log = watched.service.log_path.read_text()
     assert "audit witness caught up with audit.checkpoints" in log
+    # A new version of the checkpoint key: the witness fetches its public key when a checkpoint
+    # names it, or that checkpoint would be rejected and alerted as not witnessed.
+    vault_root.secrets.transit.rotate_key(name=CHECKPOINT_KEY, mount_point="transit")
+    key = vault_root.secrets.transit.read_key(name=CHECKPOINT_KEY)
+    version = int(key["data"]["latest_version"])
+    await watched.send(3)
+    await watched.checkpointed(3)
+    newest = select(_C.signature).where(_C.number == 3)
+    assert str(await watched.scalar(newest)).startswith(f"vault:v{version}:")
+    await asyncio.sleep(SETTLE_S)
+    assert await watched.failed(timeout_s=1) == []
+    assert "not trusted" not in watched.service.log_path.read_text()
     # A new process has forgotten what it witnessed: it compares nothing until it has read the
     # stream again, so the store's checkpoints are not taken for hidden ones.
     watched.service.stop()
     watched.service.start()
     await watched.service.wait_ready(starts=2)
     await watched.send(3)
-    await watched.checkpointed(3)
+    await watched.checkpointed(4)
     await watched.caught_up(times=2)
     await asyncio.sleep(SETTLE_S)
     assert await watched.failed(timeout_s=1) == []

@@ -48,9 +48,9 @@ Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 SETTLE_S = 1.0
 RETRY_S = 5.0
 FETCH_RECORDS = 500
-# A signature naming an unknown key version fetches the keys again at most this often: anyone
+# A signature naming an unknown key version fetches the keys again, at most this often: anyone
 # who can write to the topic can name any version.
-REFRESH_S = 30.0
+REFRESH_S = 1.0
 # Warnings logged per batch at most; the rest are counted.
 LOGGED_PER_BATCH = 5
 
@@ -86,10 +86,13 @@ class CheckpointKeys:
 
     async def valid(self, checkpoint: Checkpoint) -> bool:
         """CryptoError when Vault cannot be asked: the checkpoint is judged later, not dropped."""
+        asked_at = time.monotonic()
         version = _version(checkpoint.signature)
         unknown = version is not None and version not in self._versions
-        first = self._check is None and not self._online
-        if first or (unknown and time.monotonic() - self._fetched >= REFRESH_S):
+        if not self._online and (self._check is None or (unknown and self._fetched < asked_at)):
+            # A version signed with existed before its checkpoint was read: keys fetched after
+            # that know it. At most one fetch a second, whatever versions junk records name.
+            await asyncio.sleep(max(0.0, self._fetched + REFRESH_S - time.monotonic()))
             await self._refresh()
         payload = checkpoint.payload()
         if self._online:
