@@ -12,6 +12,7 @@ missing from the stream 3 s after it was signed.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from moment_audit.bootstrap import MIGRATIONS
 from moment_audit.config import CheckpointConfig
 from moment_contracts import topics
 from moment_contracts.audit_chain import CheckpointSigned
+from moment_contracts.envelope import Envelope
 from moment_contracts.topics import CORE_TOPICS
 from moment_crypto import VaultConfig
 from moment_devstack.processes import LOOPBACK, ManagedProcess
@@ -90,12 +92,14 @@ class Watched(Running):
         query = select(_R.chain_partition).where(_R.source == source).limit(1)
         return int(await self.scalar(query))
 
-    async def until(self, what: str, condition: Callable[[], Any]) -> None:
-        deadline = asyncio.get_running_loop().time() + DEADLINE_S
+    async def until(
+        self, what: str, condition: Callable[[], Any], deadline_s: float = DEADLINE_S
+    ) -> None:
+        deadline = asyncio.get_running_loop().time() + deadline_s
         while not await condition():
             self.healthy()
             if asyncio.get_running_loop().time() > deadline:
-                pytest.fail(f"{what} not within {DEADLINE_S:.0f}s:\n{self.service.log()}")
+                pytest.fail(f"{what} not within {deadline_s:.0f}s:\n{self.service.log()}")
             await asyncio.sleep(POLL_S)
 
     async def stored_checkpoints(self) -> int:
@@ -125,6 +129,12 @@ class Watched(Running):
 
         await self.until(f"{count} checkpoints stored", stored)
         await self.until("checkpoints on the stream", on_stream)
+
+    async def ready(self, starts: int) -> None:
+        async def logged() -> bool:
+            return self.service.log_path.read_bytes().count(b"service ready") >= starts
+
+        await self.until("the service ready", logged, deadline_s=180.0)
 
     async def caught_up(self, times: int = 1) -> None:
         async def logged() -> bool:
@@ -207,16 +217,41 @@ async def test_a_healthy_service_raises_no_witness_alert_even_after_a_restart(
     assert "not trusted" not in watched.service.log_path.read_text()
     # A new process has forgotten what it witnessed: it compares nothing until it has read the
     # stream again, so the store's checkpoints are not taken for hidden ones.
-    watched.service.stop()
+    # Killed, as a crash would end it; the consumer group takes a while to let the new one in.
+    watched.service.kill()
     watched.service.start()
-    await watched.service.wait_ready(starts=2)
+    await watched.ready(starts=2)
     await watched.send(3)
     await watched.checkpointed(4)
     await watched.caught_up(times=2)
+    # Anyone who can write to the topic can put a checkpoint there they could not sign (one the
+    # store lacks would be CHECKPOINT MISSING if trusted), or anything else.
+    first = select(audit_checkpoints).where(_C.number == 1)
+    async with watched.engine.connect() as connection:
+        row = (await connection.execute(first)).one()
+    forged = CheckpointSigned(
+        partition=row.chain_partition,
+        number=99,
+        seq=row.seq,
+        hash=row.hash,
+        created_at=row.created_at,
+        prev=row.prev,
+        partitions=json.loads(row.partitions),
+        signature=row.signature,
+    )
+    junk = Envelope(type=CheckpointSigned.ce_type, source="/moment/audit", data=b"{}")
+    await publish(
+        watched.bootstrap,
+        topics.AUDIT_CHECKPOINTS,
+        Envelope.of(forged, source="/moment/audit", subject="partition-0"),
+        junk,
+    )
     await asyncio.sleep(SETTLE_S)
     assert await watched.failed(timeout_s=1) == []
     log = watched.service.log_path.read_text()
     assert "comparing nothing until audit.checkpoints is read" in log
+    assert "checkpoint signature does not verify, not trusted" in log
+    assert "not a signed checkpoint" in log
 
 
 async def test_a_deleted_checkpoint_is_alerted_as_missing(watched: Watched) -> None:
