@@ -11,6 +11,7 @@ from faststream.kafka import KafkaBroker
 
 from moment_audit.adapters.checkpoints import Checkpointer
 from moment_audit.adapters.kafka import register_handlers, register_revocations
+from moment_audit.adapters.live_witness import CheckpointKeys, StreamWitnessReader
 from moment_audit.adapters.orm import messaging, metadata
 from moment_audit.config import AuditSettings
 from moment_audit.domain.rules import DetectionEngine
@@ -21,6 +22,8 @@ from moment_audit.service.record_keys import RecordKeys
 from moment_audit.service.verification import vault_signatures, verify_store
 from moment_audit.service.verify import Report
 from moment_audit.service.watch import Watch
+from moment_audit.service.witness_memory import Witness
+from moment_audit.service.witness_watch import WitnessWatch
 from moment_messaging.config import KafkaConfig
 from moment_messaging.inbox import Inbox
 from moment_messaging.requests import RequestProcessor
@@ -81,6 +84,18 @@ class AuditService(BasicService):
             timedelta(seconds=settings.rules.gap_grace_s),
             self.verify_store,
         )
+        self.witness = (
+            None
+            if self.vault is None or not settings.watch.witness_enabled
+            else WitnessWatch(
+                self.unit_of_work,
+                settings.watch,
+                StreamWitnessReader(
+                    settings.kafka, CheckpointKeys(self.vault, self._key_name), Witness()
+                ),
+                settings.kafka,
+            )
+        )
 
     def _register(
         self, broker: KafkaBroker, config: KafkaConfig, uows: Callable[[], SqlUnitOfWork]
@@ -99,13 +114,18 @@ class AuditService(BasicService):
 
     async def verify_store(self) -> Report:
         """What `moment-audit verify` reports, with the service's own Vault client."""
+        lent = [] if self.witness is None else await self.witness.lend()
         async with self.core.database.sessionmaker() as session:
-            return await verify_store(
+            report = await verify_store(
                 session,
                 vault_signatures(self.vault, self._key_name),
+                witnessed=lent,
                 max_age=self._max_age,
                 record_macs=self.record_keys.current(),
             )
+        if self.witness is not None:
+            self.witness.add_to(report)
+        return report
 
     def queries(self) -> AccessQueryHandler:
         # Built on first use: the replier and Vault client exist only once BasicService is set up.
@@ -133,6 +153,8 @@ class AuditService(BasicService):
     async def start(self) -> None:
         await super().start()
         self.watch.start()
+        if self.witness is not None:
+            self.witness.start()
         if self.checkpointer is None:
             log.warning("no Vault configured: audit checkpoints are not signed (dev only)")
             return
@@ -142,6 +164,8 @@ class AuditService(BasicService):
         await self.gate.producers.stop()
         await self.record_keys.stop()
         await self.watch.stop()
+        if self.witness is not None:
+            await self.witness.stop()
         if self.checkpointer is not None:
             await self.checkpointer.stop()
         await super().stop()

@@ -58,6 +58,13 @@ class WatchConfig(BaseModel):
     verify_every_seconds: float = Field(default=3600.0, gt=0)
     # Alerts raised per verification at most; the rest follow on later runs, one per finding.
     max_verification_alerts: int = Field(default=100, ge=1)
+    # The live witness (service/witness_watch.py): the service follows audit.checkpoints and
+    # compares the store's checkpoints with what it read every `witness_every_seconds`; a stored
+    # checkpoint still off the stream `witness_grace_s` after it was signed is alerted (the outbox
+    # relay normally publishes it within a second). Needs Vault, for the checkpoint key.
+    witness_enabled: bool = True
+    witness_every_seconds: float = Field(default=30.0, gt=0)
+    witness_grace_s: float = Field(default=120.0, gt=0)
 
 
 class ProducersConfig(BaseModel):

@@ -26,6 +26,7 @@ COLUMN_MISMATCH = "COLUMN MISMATCH"  # a query column disagrees with the row's h
 DUPLICATE_EVENT = "DUPLICATE EVENT"  # (source, event id) stored more than once
 UNAUTHENTICATED_RECORD = "UNAUTHENTICATED RECORD"  # no valid ingest MAC (needs the Vault key)
 GUARD_MISSING = "GUARD MISSING"  # a trigger, constraint or grant the append-only promise rests on
+CHECKPOINT_NOT_WITNESSED = "CHECKPOINT NOT WITNESSED"  # stored, but kept off audit.checkpoints
 
 
 @dataclass(frozen=True, order=True)
