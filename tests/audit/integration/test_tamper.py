@@ -228,9 +228,10 @@ TAMPERING: dict[str, tuple[list[str], str]] = {
             edit(0, 5, '"seq":5,', '"seq":4,', seq=4),
             edit(0, -4, '"seq":-4,', '"seq":5,', seq=5),
         ],
-        "partition 0 seq 4: REORDERED (was seq 5)\npartition 0 seq 5: REORDERED (was seq 4)\n"
         # The record MAC covers the place the service stored each record at.
+        "partition 0 seq 4: REORDERED (was seq 5)\n"
         "partition 0 seq 4: UNAUTHENTICATED RECORD (bad MAC)\n"
+        "partition 0 seq 5: REORDERED (was seq 4)\n"
         "partition 0 seq 5: UNAUTHENTICATED RECORD (bad MAC)",
     ),
     "truncate": (

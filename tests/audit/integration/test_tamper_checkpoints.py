@@ -24,11 +24,13 @@ from moment_audit.bootstrap import MIGRATIONS
 from moment_audit.config import CheckpointConfig
 from moment_audit.domain.chain import ChainHead, content_of, extend
 from moment_audit.service.ingest import ingest
+from moment_audit.service.record_keys import read_record_macs
 from moment_contracts import topics
 from moment_contracts.alerts import AlertRaised
 from moment_contracts.envelope import Envelope
 from moment_crypto import VaultClient, VaultConfig
-from moment_devstack.vault_bootstrap import ServiceCredentials
+from moment_crypto.record_mac import RecordMacs
+from moment_devstack.vault_bootstrap import AUDIT_RECORDS_PATH, ServiceCredentials
 from moment_persistence.migrations import upgrade_to_head
 from tests.audit.integration.test_tamper import Store, environment, run_verify
 from tests.support.audit_events import access
@@ -53,19 +55,24 @@ class Chained(Store):
     """Two partitions of six records, each with three chained checkpoints (module docstring)."""
 
     offset = 0
+    # As the service stores records: with its record MAC (read from Vault in `build`).
+    macs: RecordMacs | None = None
 
     async def put(self, count: int) -> None:
         for _ in range(count):
             body = access(f"subject-{self.offset}")
             envelope = Envelope.of(body, source="/moment/identity", subject=body.subject_id)
             async with self.uow() as uow:
-                assert await ingest(uow, envelope, body, self.offset % 2, self.offset)
+                assert await ingest(
+                    uow, envelope, body, self.offset % 2, self.offset, macs=self.macs
+                )
             self.offset += 1
 
     def checkpointer(self, vault: VaultClient, clock: Clock, **config: float) -> Checkpointer:
         return Checkpointer(vault, CheckpointConfig(**config), self.uow, clock=clock)
 
     async def build(self, vault: VaultClient) -> None:
+        self.macs = await read_record_macs(vault, AUDIT_RECORDS_PATH)
         clock = Clock()
         checkpointer = self.checkpointer(vault, clock)
         for records, behind in ((6, HOUR_AGO), (6, timedelta(minutes=50)), (0, timedelta(0))):
@@ -179,7 +186,7 @@ async def test_every_checkpoint_of_a_partition_deleted(store: Chained, env: dict
         1,
         [
             "partition 0 seq 1: CHECKPOINT MISSING "
-            "(all of them, though signed checkpoints name the partition)"
+            "(all of them, though signed checkpoints name the partition)",
         ],
     )
     assert (
@@ -284,8 +291,12 @@ async def test_a_rewritten_record_whose_newer_checkpoints_are_deleted(
     await store.tamper("DELETE FROM audit_checkpoints WHERE chain_partition = 0 AND number >= 2")
     code, out = await run_verify(env)
     assert code == 1
-    [finding] = findings(out)
+    # Re-hashed without the record MAC key: each rewritten record's MAC fails too.
+    finding, *unauthenticated = findings(out)
     assert finding.startswith(stale(0, 3, 1))
+    assert unauthenticated == [
+        f"partition 0 seq {seq}: UNAUTHENTICATED RECORD (bad MAC)" for seq in (5, 6)
+    ]
     assert "not yet covered: partition 0, 3 records after seq 3" in out
 
 
@@ -299,7 +310,9 @@ async def test_a_rewritten_record_whose_every_checkpoint_is_deleted(
         1,
         [
             "partition 0 seq 1: CHECKPOINT MISSING "
-            "(all of them, though signed checkpoints name the partition)"
+            "(all of them, though signed checkpoints name the partition)",
+            # Re-hashed without the record MAC key: each rewritten record's MAC fails too.
+            *(f"partition 0 seq {seq}: UNAUTHENTICATED RECORD (bad MAC)" for seq in range(2, 7)),
         ],
     )
 
