@@ -22,7 +22,7 @@ from moment_audit.adapters.repositories import SqlAuditStore
 from moment_audit.adapters.retention import SqlRetentionStore, TransitSignatures
 from moment_audit.domain.agreement_check import RowChecks
 from moment_audit.domain.checkpoints import Checkpoint
-from moment_audit.domain.retention import horizon_payload
+from moment_audit.domain.retention import Horizon, horizon_payload
 from moment_audit.service.record_check import RecordMacCheck
 from moment_audit.service.verify import (
     COLUMN_MISMATCH,
@@ -92,6 +92,45 @@ def config_signatures(config: VaultConfig | None, key_name: str) -> Signatures:
     return check
 
 
+async def _signed_state(
+    session: AsyncSession, signatures: Signatures, witnessed: list[Checkpoint]
+) -> tuple[list[Checkpoint], list[Horizon], SignatureCheck]:
+    """The stored checkpoints and horizons, and a check for every signature in sight."""
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        # One snapshot for every query: a checkpoint, horizon or prune committed between two of
+        # them would otherwise look like tampering (SQLite's BEGIN IMMEDIATE already holds one).
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    checkpoints: list[Checkpoint] = await SqlCheckpointStore(session).all()
+    horizons = await SqlRetentionStore(session).horizons()
+    signed = [(cp.payload(), cp.signature) for cp in checkpoints + witnessed] + [
+        (horizon_payload(h), h.signature) for h in horizons
+    ]
+    # Without a checkpoint there is nothing a signature could vouch for (nor a horizon).
+    check = await signatures(signed if checkpoints or witnessed else [])
+    return checkpoints, horizons, check
+
+
+async def _schema_findings(session: AsyncSession) -> list[Finding]:
+    """What the catalog says of the guards: read, never trusted to have held all along."""
+    unguarded = await unguarded_columns(session)
+    return schema_findings(unguarded) + guard_findings(await missing_guards(session))
+
+
+async def _walk(
+    store: SqlAuditStore, readers: tuple[ChainVerifier, RowChecks, RecordMacCheck], on_row: Progress
+) -> None:
+    """Every stored row, once, to each reader: the chain, the row's own columns, its MAC."""
+    fed = 0
+    async for row in store.stream_chained():
+        for reader in readers:
+            reader.feed(row)
+        on_row(None)
+        fed += 1
+        if fed % YIELD_EVERY == 0:
+            # Hashing is CPU work: let ingest and the relay run between stretches of it.
+            await asyncio.sleep(0)
+
+
 async def verify_store(
     session: AsyncSession,
     signatures: Signatures,
@@ -106,44 +145,24 @@ async def verify_store(
     checkpoint older than that when verify starts is stale. Without `record_macs` (the key only
     audit's AppRole reads) record MACs are not checked."""
     now = datetime.now(UTC)
-    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
-        # One snapshot for every query: a checkpoint, horizon or prune committed between two of
-        # them would otherwise look like tampering (SQLite's BEGIN IMMEDIATE already holds one).
-        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    checkpoints: list[Checkpoint] = await SqlCheckpointStore(session).all()
-    horizons = await SqlRetentionStore(session).horizons()
     witnessed = witnessed or []
-    signed = [(cp.payload(), cp.signature) for cp in checkpoints + witnessed] + [
-        (horizon_payload(h), h.signature) for h in horizons
-    ]
-    # Without a checkpoint there is nothing a signature could vouch for (nor a horizon).
-    check = await signatures(signed if checkpoints or witnessed else [])
+    checkpoints, horizons, check = await _signed_state(session, signatures, witnessed)
     judgement = judge_witnessed(checkpoints, witnessed, check)
     on_row(await session.scalar(select(func.count()).select_from(audit_records)))
     store = SqlAuditStore(session)
-    unguarded = await unguarded_columns(session)
-    guards = await missing_guards(session)
+    schema = await _schema_findings(session)
     heads = {head.partition: head.seq for head in await store.heads()}
     verifier = ChainVerifier(
         checkpoints + judgement.trusted, check, heads, horizons, now=now, max_age=max_age
     )
     rows = RowChecks(DOCUMENT_COLUMNS)
     macs = RecordMacCheck.of(record_macs, checkpoints, check)
-    fed = 0
-    async for row in store.stream_chained():
-        verifier.feed(row)
-        rows.feed(row)
-        macs.feed(row)
-        on_row(None)
-        fed += 1
-        if fed % YIELD_EVERY == 0:
-            # Hashing is CPU work: let ingest and the relay run between stretches of it.
-            await asyncio.sleep(0)
+    await _walk(store, (verifier, rows, macs), on_row)
     report = verifier.finish()
     report.findings.extend(_row_findings(rows))
     macs.finish(report)
     add_witness(report, judgement, len(checkpoints))
-    report.findings[:0] = schema_findings(unguarded) + guard_findings(guards)
+    report.findings[:0] = schema
     return report
 
 
