@@ -171,7 +171,7 @@ async def test_audit_benchmarks_report_their_figures_and_goals(
         assert figures[name] > 0, name
     assert not [n for n in ctx.notes if "did not verify" in n], "the benchmark's chain verifies"
     report = build_report(benches, result, scale, ctx.notes)
-    assert set(report["goals"]) == {"audit_ingest_ratio_to_raw", "verify_records_per_s"}
+    assert set(report["goals"]) == {"audit_ingest_ratio_to_raw", "verify_ratio_to_raw_sha256_json"}
 
 
 async def test_revocation_benchmark_reports_its_propagation_beside_raw_kafka(
