@@ -68,6 +68,11 @@ _PRODUCER: Json = {
     "moment_producer_kid": _text("The producer's MAC key version, v1, v2, ..."),
     "moment_producer_mac": _text("HMAC-SHA256 of the record, lower-case hex (docs/contract.md)"),
 }
+# The record key: events by the principal they are about, requests unkeyed unless they name one.
+_KEY: Json = _text(
+    "The pseudonymous id of the principal the message is about (UTF-8), or none (docs/contract.md,"
+    " Keys and ordering)"
+)
 _CORRELATION = {"location": f"$message.header#/{CORRELATION_ID}"}
 
 
@@ -117,6 +122,7 @@ def _message(address: str, model: type[Contract] | None, payload: Json, title: s
         "headers": _headers(address, model),
         "payload": payload,
     }
+    message["bindings"] = {"kafka": {"bindingVersion": "0.4.0", "key": _KEY}}
     if model is not None:
         message["name"] = model.ce_type
         message["summary"] = (model.__doc__ or model.__name__).strip().split("\n\n")[0]
