@@ -52,7 +52,7 @@ _CLOUDEVENTS: Json = {
 }
 _REQUEST: Json = {
     REPLY_TO: _text(
-        "The requester's reply topic; it must already exist, else no reply is sent",
+        "The requester's reply topic; without it, or if it doesn't exist, no reply is sent",
         pattern=r"^replies\.[A-Za-z0-9._-]{1,200}$",
     ),
     CORRELATION_ID: _text("Copied onto the reply", maxLength=128, pattern=_VISIBLE),
@@ -99,7 +99,6 @@ def _headers(address: str, model: type[Contract] | None) -> Json:
         properties["ce_dataschema"] = {"type": "string", "const": model.dataschema()}
     if address.endswith(_COMMANDS_SUFFIX):
         properties |= _REQUEST
-        required.append(REPLY_TO)
     elif address == _REPLY_ADDRESS:
         properties |= _REPLY
         required.append(CORRELATION_ID)
