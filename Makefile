@@ -18,7 +18,14 @@ $(STAMP): $(BIN)/python constraints.txt requirements-dev.txt shared/*/pyproject.
 	$(BIN)/pip install --quiet -c constraints.txt -r requirements-dev.txt $(PACKAGES)
 	touch $(STAMP)
 
-install: $(STAMP)
+# The AsyncAPI parser the contract tests validate docs/asyncapi with (node and npm needed).
+NODE_TOOL := tools/asyncapi
+NODE_STAMP := $(NODE_TOOL)/node_modules/.package-lock.json
+
+$(NODE_STAMP): $(NODE_TOOL)/package.json $(NODE_TOOL)/package-lock.json
+	cd $(NODE_TOOL) && npm ci --no-audit --no-fund --loglevel=error
+
+install: $(STAMP) $(NODE_STAMP)
 
 run: install
 	$(BIN)/python -m moment_devstack run
@@ -42,4 +49,4 @@ asyncapi: install
 	$(BIN)/python -m moment_devstack asyncapi --write
 
 clean:
-	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache $(NODE_TOOL)/node_modules

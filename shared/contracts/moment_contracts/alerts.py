@@ -6,12 +6,11 @@ audit records it was derived from.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from moment_contracts.base import Contract
+from moment_contracts.base import Contract, Timestamp
 
 Severity = Literal["low", "medium", "high"]
 
@@ -32,7 +31,7 @@ class AlertRaised(Contract):
     source_ref: str | None = Field(default=None, max_length=80)
     window_s: int = Field(ge=0, description="the rule's window; 0 for one-off findings")
     count: int = Field(ge=0)
-    first_seen: datetime
-    last_seen: datetime
+    first_seen: Timestamp
+    last_seen: Timestamp
     detail: str = Field(max_length=200, description="what matched: codes and field names only")
     alert_id: str = Field(max_length=64)

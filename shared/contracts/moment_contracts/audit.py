@@ -5,12 +5,11 @@ Field names only, never values: an audit record must be safe to hand to a SIEM.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
-from moment_contracts.base import Contract
+from moment_contracts.base import Contract, Timestamp
 
 Outcome = Literal["success", "denied", "failure"]
 
@@ -25,7 +24,7 @@ class PersonalDataAccessed(Contract):
     fields: tuple[str, ...] = ()
     purpose: str | None = Field(default=None, max_length=64)
     outcome: Outcome
-    occurred_at: datetime
+    occurred_at: Timestamp
     request_id: str | None = Field(default=None, max_length=128)
     trace_id: str | None = Field(default=None, max_length=32)
     # Keyed hash of where a login or recovery attempt came from: lets detection rules group

@@ -7,12 +7,11 @@ so can later prove that the audit store still holds the chain it signed.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar
 
 from pydantic import Field
 
-from moment_contracts.base import Contract
+from moment_contracts.base import Contract, Timestamp
 
 
 class CheckpointSigned(Contract):
@@ -31,7 +30,7 @@ class CheckpointSigned(Contract):
     number: int = Field(ge=1)
     seq: int = Field(ge=1)
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    created_at: datetime
+    created_at: Timestamp
     prev: str = Field(pattern=r"^[0-9a-f]{64}$")
     # Every partition the store held when this was signed, sorted.
     partitions: list[int] = Field(max_length=10_000)
@@ -52,8 +51,8 @@ class RetentionApplied(Contract):
     seq: int = Field(ge=1)
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     # Every pruned record was stored, and occurred, before this instant.
-    cutoff: datetime
-    pruned_at: datetime
+    cutoff: Timestamp
+    pruned_at: Timestamp
     records: int = Field(ge=0, description="records this horizon removed from the chain")
     # "vault:vN:<base64>", with the checkpoint key, over the RFC 8785 JSON of {"kind":
     # "retention-horizon", partition, seq, hash, cutoff, pruned_at, records}.

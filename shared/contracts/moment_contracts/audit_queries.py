@@ -10,13 +10,12 @@ work. The token is left out of repr so it never reaches a log line.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar, Self
 
 from pydantic import Field, model_validator
 
 from moment_contracts.audit import Outcome
-from moment_contracts.base import Contract
+from moment_contracts.base import Contract, Timestamp
 
 MAX_LIMIT = 500
 
@@ -31,8 +30,8 @@ class SearchAccess(Contract):
     actor_id: str | None = Field(default=None, max_length=128)
     purpose: str | None = Field(default=None, max_length=64)
     outcome: Outcome | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
     limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
 
     @model_validator(mode="after")
@@ -47,7 +46,7 @@ class AccessEntry(Contract):
 
     ce_type: ClassVar[str] = "moment.audit.access-entry.v1"
 
-    occurred_at: datetime
+    occurred_at: Timestamp
     action: str
     actor_role: str
     actor_id: str

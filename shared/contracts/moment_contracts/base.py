@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+
+
+class NaiveTimestampError(ValueError):
+    """A timestamp on the wire without its zone: RFC 3339 requires one."""
+
+
+def _zoned(value: datetime, info: ValidationInfo) -> datetime:
+    """Every timestamp on the wire is RFC 3339 with its zone. A naive value read off the wire is
+    refused; a naive value built in Python is taken as UTC, as every store of ours writes UTC and
+    SQLite hands it back without its zone (so it is written "…Z", never "2026-12-04 02:28:17")."""
+    if value.utcoffset() is not None:
+        return value
+    if info.mode == "json":
+        raise NaiveTimestampError("a timestamp must carry its zone (RFC 3339)")
+    return value.replace(tzinfo=UTC)
+
+
+# The type of every datetime field of every message (tests/contract/test_timestamps.py walks them).
+Timestamp = Annotated[datetime, AfterValidator(_zoned)]
 
 
 class Contract(BaseModel):

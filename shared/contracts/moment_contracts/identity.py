@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import Field, StrictInt
 
-from moment_contracts.base import Contract
+from moment_contracts.base import Contract, Timestamp
 from moment_contracts.sealed import PublicKeyText, SealedBox
 
 Locale = Literal["ar", "en"]
@@ -72,7 +71,7 @@ class UserRegistered(Contract):
     subject_id: str
     status: Literal["active", "pending-guardian-consent"]
     locale: Locale
-    registered_at: datetime
+    registered_at: Timestamp
 
 
 class LoginFields(Contract):
@@ -99,7 +98,7 @@ class Session(Contract):
     ce_type: ClassVar[str] = "moment.identity.session.v1"
 
     token: str
-    expires_at: datetime
+    expires_at: Timestamp
 
 
 class LoginSucceeded(Contract):
@@ -132,4 +131,4 @@ class GuardianConsentRecorded(Contract):
 
     subject_id: str
     evidence_ref: str
-    recorded_at: datetime
+    recorded_at: Timestamp

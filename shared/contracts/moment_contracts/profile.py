@@ -3,12 +3,11 @@ to identity's key, replies to the key the requester names in `reply_key`."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from moment_contracts.base import Contract
+from moment_contracts.base import Contract, Timestamp
 from moment_contracts.sealed import PublicKeyText, SealedBox
 
 ReadableField = Literal["name", "age", "email", "username", "recovery_question"]
@@ -50,7 +49,7 @@ class PersonalData(Contract):
     subject_id: str
     fields: tuple[str, ...]
     sealed_values: SealedBox
-    read_at: datetime
+    read_at: Timestamp
 
 
 class FieldChanges(Contract):
@@ -93,7 +92,7 @@ class ProfileUpdated(Contract):
 
     subject_id: str
     fields: tuple[str, ...]
-    updated_at: datetime
+    updated_at: Timestamp
 
 
 class ExportPersonalData(Contract):
@@ -106,6 +105,19 @@ class ExportPersonalData(Contract):
     reply_key: PublicKeyText = Field(description="X25519 key the reply is sealed to")
 
 
+class ExportAccount(Contract):
+    """The account facts inside ExportDocument.account. `key_version` is text (it always was);
+    the two times are RFC 3339 with their zone, like every timestamp on the wire."""
+
+    ce_type: ClassVar[str] = "moment.identity.export-account.v1"
+
+    status: str
+    locale: str
+    key_version: str
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
 class ExportDocument(Contract):
     """The plaintext inside PersonalDataExport.sealed_export."""
 
@@ -113,8 +125,8 @@ class ExportDocument(Contract):
 
     subject_id: str
     personal_data: dict[str, str]
-    account: dict[str, str]
-    exported_at: datetime
+    account: ExportAccount
+    exported_at: Timestamp
 
 
 class PersonalDataExport(Contract):
@@ -140,7 +152,7 @@ class ErasureCompleted(Contract):
     ce_type: ClassVar[str] = "moment.identity.erasure-completed.v1"
 
     subject_id: str
-    erased_at: datetime
+    erased_at: Timestamp
 
 
 class SubjectErased(Contract):
@@ -149,4 +161,4 @@ class SubjectErased(Contract):
     ce_type: ClassVar[str] = "moment.identity.subject-erased.v1"
 
     subject_id: str
-    erased_at: datetime
+    erased_at: Timestamp

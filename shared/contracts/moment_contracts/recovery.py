@@ -9,12 +9,11 @@ is right.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar
 
 from pydantic import Field
 
-from moment_contracts.base import Contract
+from moment_contracts.base import Contract, Timestamp
 from moment_contracts.identity import Locale
 from moment_contracts.sealed import PublicKeyText, SealedBox
 
@@ -101,4 +100,4 @@ class RecoveryCodeIssued(Contract):
     subject_id: str
     locale: Locale
     sealed_code: SealedBox
-    expires_at: datetime
+    expires_at: Timestamp

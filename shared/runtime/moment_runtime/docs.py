@@ -17,6 +17,7 @@ from moment_contracts.base import Contract
 from moment_messaging.config import KafkaConfig
 from moment_messaging.deadletter import DeadLetterPolicy
 from moment_messaging.runtime import build_broker
+from moment_runtime.asyncapi_wire import complete
 
 
 def declare_publications(
@@ -45,7 +46,7 @@ def asyncapi_json(broker: KafkaBroker, service: str) -> str:
         ),
         schema_version="3.0.0",
     )
-    document = spec.to_specification().to_jsonable()
+    document = complete(spec.to_specification().to_jsonable())
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

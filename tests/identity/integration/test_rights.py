@@ -86,7 +86,7 @@ async def test_export_holds_everything_and_only_the_person_or_privacy_officer_ge
         "username",
         "recovery_question",
     }
-    assert document.account["status"] == "active"
+    assert document.account.status == "active"
     officer = await staff_token(suite, Role.PRIVACY_OFFICER)
     assert (await identity_client.export(officer, subject_id)).subject_id == subject_id
     with pytest.raises(ServiceError) as denied:

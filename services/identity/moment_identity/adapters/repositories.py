@@ -8,6 +8,7 @@ from typing import NamedTuple
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from moment_contracts.profile import ExportAccount
 from moment_crypto.envelope import SubjectKey, WrappedKey
 from moment_identity.adapters.orm import erasures, subject_keys, users
 from moment_identity.domain.model import User
@@ -97,7 +98,7 @@ class SqlUserRepository:
             .values(password_hash=password_hash, updated_at=datetime.now(UTC))
         )
 
-    async def account(self, subject_id: str) -> dict[str, str] | None:
+    async def account(self, subject_id: str) -> ExportAccount | None:
         """The non-secret account facts an export includes."""
         row = (
             await self._session.execute(
@@ -112,7 +113,14 @@ class SqlUserRepository:
         ).first()
         if row is None:
             return None
-        return {name: str(value) for name, value in row._mapping.items()}
+        # SQLite hands the times back naive: the model takes them as the UTC they were written in.
+        return ExportAccount(
+            status=row.status,
+            locale=row.locale,
+            key_version=str(row.key_version),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
 
     async def update_fields(
         self, subject_id: str, encrypted: dict[str, bytes], indexes: dict[str, str]
