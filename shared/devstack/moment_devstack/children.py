@@ -54,10 +54,13 @@ class ServiceProcess:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    # Where this start's output begins in the log: a restart appends, keeping the crash's lines.
+    log_start: int = 0
 
-    def start(self) -> None:
+    def start(self, *, append: bool = False) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
+        self.log_start = self.log_path.stat().st_size if append and self.log_path.exists() else 0
+        with self.log_path.open("ab" if append else "wb") as log:
             self.proc = subprocess.Popen(
                 self.argv,
                 stdout=log,
@@ -72,8 +75,10 @@ class ServiceProcess:
         return self.proc.pid if self.proc else None
 
     def ready(self) -> bool:
-        """Whether the service has logged that it is ready (the log is small at start-up)."""
-        return READY_MARKER in self.log_path.read_bytes()
+        """Whether this start of the service logged that it is ready."""
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_start)
+            return READY_MARKER in log.read()
 
 
 def exit_code(child: Child) -> int | None:

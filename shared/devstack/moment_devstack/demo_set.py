@@ -1,8 +1,9 @@
 """Development only: one staff account per role, so the staff-facing flows can be tried at once.
 
-Accounts are created through the identity service's own operator command (`moment-identity staff
-create`), run with the stack's identity settings: shared code never imports a service. Generated
-passwords go to a 0600 file in the run's credentials folder and are never printed.
+Accounts are made through the identity service's own operator command (`moment-identity staff
+ensure`, one process for all of them), run with the stack's identity settings: shared code never
+imports a service. Generated passwords go to a 0600 file in the run's credentials folder and are
+never printed.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from moment_devstack.stack import service_script
@@ -23,9 +23,9 @@ DEMO_ROLES = ("support-operator", "privacy-officer", "legal-counsel", "security-
 DEMO_FILE = "demo-staff.json"
 # The identity settings of the running stack, so `demo-set` can run again on its own.
 IDENTITY_ENV_FILE = "identity-env.json"
-# What `moment-identity staff create` exits with when the username is taken.
-EXIT_EXISTS = 3
-COMMAND_TIMEOUT_S = 60.0
+# Generous: one process creates every account, and cutting it leaves nothing half-done (the
+# passwords are recorded first and `staff ensure` converges), so it only guards against a hang.
+COMMAND_TIMEOUT_S = 300.0
 
 
 class DemoSetError(RuntimeError):
@@ -75,7 +75,7 @@ def load_identity_environment(creds_dir: Path) -> dict[str, str]:
 
 
 def _known_accounts(path: Path) -> dict[str, DemoAccount]:
-    """Accounts recorded by an earlier demo set of this run; their passwords still hold."""
+    """Accounts recorded by an earlier demo set of this run folder: their passwords are reused."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return {role: DemoAccount(role=role, **fields) for role, fields in data.items()}
@@ -83,16 +83,38 @@ def _known_accounts(path: Path) -> dict[str, DemoAccount]:
         return {}
 
 
-def _create(
-    script: Path, environment: Mapping[str, str], role: str, known: DemoAccount | None
-) -> DemoAccount:
-    username = demo_username(role)
-    password = secrets.token_urlsafe(18)
-    command = [str(script), "staff", "create", "--username", username, "--role", role]
+def _record(path: Path, accounts: Sequence[DemoAccount]) -> None:
+    document = {
+        a.role: {"username": a.username, "password": a.password, "staff_id": a.staff_id}
+        for a in accounts
+    }
+    write_private(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def planned_accounts(known: Mapping[str, DemoAccount]) -> list[DemoAccount]:
+    """One account per role: the recorded password where there is one, else a new one."""
+    planned = []
+    for role in DEMO_ROLES:
+        old = known.get(role)
+        if old is not None and old.username == demo_username(role) and old.password:
+            planned.append(old)
+        else:
+            planned.append(DemoAccount(role, demo_username(role), secrets.token_urlsafe(18), ""))
+    return planned
+
+
+def _ensure(
+    script: Path, environment: Mapping[str, str], planned: Sequence[DemoAccount]
+) -> dict[str, str]:
+    """Run `staff ensure` once for every account; {username: staff id}."""
+    lines = [
+        json.dumps({"username": a.username, "password": a.password, "roles": [a.role]})
+        for a in planned
+    ]
     try:
         done = subprocess.run(
-            command,
-            input=f"{password}\n",
+            [str(script), "staff", "ensure"],
+            input="\n".join(lines) + "\n",
             env={**os.environ, **environment},
             capture_output=True,
             text=True,
@@ -101,35 +123,34 @@ def _create(
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise DemoSetError(
-            f"`staff create` for {role} did not finish: {type(exc).__name__}"
-        ) from None
-    if done.returncode == 0:
-        return DemoAccount(role, username, password, done.stdout.strip())
-    if done.returncode == EXIT_EXISTS and known is not None:
-        return known
-    last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-    raise DemoSetError(f"`staff create` for {role} failed (exit {done.returncode}): {last}")
+        raise DemoSetError(f"`staff ensure` did not finish: {type(exc).__name__}") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise DemoSetError(f"`staff ensure` failed (exit {done.returncode}): {last}")
+    try:
+        results = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        return {str(r["username"]): str(r["staff_id"]) for r in results}
+    except (ValueError, KeyError, TypeError):
+        raise DemoSetError("`staff ensure` printed something other than its results") from None
 
 
 def create_demo_set(
     creds_dir: Path, identity_environment: Mapping[str, str], python: str = sys.executable
 ) -> Path:
-    """Create the demo staff accounts; returns the file holding their passwords (mode 0600)."""
+    """Make sure the demo staff accounts exist with the passwords in the returned file (0600).
+
+    The passwords are recorded before any account is written, and `staff ensure` creates an
+    account or resets its password to the recorded one, so an attempt cut at any point leaves
+    nothing the next attempt cannot converge from.
+    """
     remember_identity_environment(creds_dir, identity_environment)
     path = creds_dir / DEMO_FILE
-    known = _known_accounts(path)
-    script = service_script("identity", python)
-    # Side by side: each command spends most of its time starting Python and logging in to Vault.
-    with ThreadPoolExecutor(len(DEMO_ROLES)) as pool:
-        accounts = list(
-            pool.map(lambda r: _create(script, identity_environment, r, known.get(r)), DEMO_ROLES)
-        )
-    document = {
-        a.role: {"username": a.username, "password": a.password, "staff_id": a.staff_id}
-        for a in accounts
-    }
-    write_private(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    planned = planned_accounts(_known_accounts(path))
+    _record(path, planned)
+    staff_ids = _ensure(service_script("identity", python), identity_environment, planned)
+    if missing := [a.username for a in planned if a.username not in staff_ids]:
+        raise DemoSetError(f"`staff ensure` did not report {', '.join(missing)}")
+    _record(path, [replace(a, staff_id=staff_ids[a.username]) for a in planned])
     return path
 
 

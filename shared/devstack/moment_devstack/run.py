@@ -1,4 +1,5 @@
 """`make run`: Tansu, OpenBao, one database per service and the three services, until Ctrl-C.
+A service that crashes is restarted with back-off; Tansu or OpenBao ending stops everything.
 
 Start order is Kafka, Vault (bootstrapped with a per-run root token), then the services together;
 stop order is the reverse. Signals only set a flag, so no start or stop step is ever cut in half
@@ -12,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import FrameType
@@ -46,6 +48,7 @@ from moment_devstack.stack import (
     service_script,
     write_root_token,
 )
+from moment_devstack.supervisor import ServiceSupervisor
 from moment_devstack.vault_bootstrap import (
     STOREFRONT,
     ServiceCredentials,
@@ -55,6 +58,10 @@ from moment_devstack.vault_bootstrap import (
 from moment_persistence.config import safe_target
 
 SUPERVISE_POLL_S = 0.25
+INFRASTRUCTURE_LOST = (
+    "it kept everything in memory, so the services cannot carry on: stopping the stack; "
+    "`make run` again starts afresh"
+)
 INFRASTRUCTURE_STOP_TIMEOUT_S = 10.0
 # Where a ready stack says how to reach it (no secrets), for `make demo` and other local tools.
 STACK_FILE = "stack.json"
@@ -117,7 +124,7 @@ def start_kafka(stack: Stack, environ: Mapping[str, str]) -> str:
     _start_infrastructure(stack, broker)
     bootstrap = f"{processes.LOOPBACK}:{broker.port}"
     log = escape(str(broker.log_path))
-    stack.say(f"{'kafka (tansu)':<17} bootstrap {bootstrap}  log {log}")
+    stack.say(f"{'kafka (tansu)':<17} bootstrap {bootstrap}, pid {broker.pid}  log {log}")
     return bootstrap
 
 
@@ -133,7 +140,8 @@ def start_vault(
     stack.stop_signal.check()
     token_file = escape(str(creds / ROOT_TOKEN_FILE))
     log = escape(str(vault.log_path))
-    stack.say(f"{'vault (openbao)':<17} {url}  root token in {token_file}  log {log}")
+    where = f"{url}, pid {vault.pid}"
+    stack.say(f"{'vault (openbao)':<17} {where}  root token in {token_file}  log {log}")
     return url, credentials
 
 
@@ -174,6 +182,7 @@ def create_demo_staff(
         credentials=credentials["identity"],
         database_url=database_url,
     )
+    began = time.monotonic()
     try:
         path = create_demo_set(stack.run_dir.creds, environment)
     except DemoSetError as exc:
@@ -182,7 +191,10 @@ def create_demo_staff(
         return
     stack.stop_signal.check()
     roles = len(DEMO_ROLES)
-    stack.say(f"{'demo staff':<17} {roles} accounts, passwords in {escape(str(path))}")
+    took = time.monotonic() - began
+    stack.say(
+        f"{'demo staff':<17} {roles} accounts in {took:.1f}s, passwords in {escape(str(path))}"
+    )
 
 
 def start(stack: Stack, environ: Mapping[str, str]) -> None:
@@ -211,15 +223,20 @@ def write_stack_file(stack: Stack, kafka: str, vault_url: str) -> None:
 
 
 def supervise(stack: Stack) -> None:
-    """Run until a stop signal; a child ending on its own raises ChildExited."""
+    """Run until a stop signal. A service that ends is restarted after a back-off wait; Tansu or
+    OpenBao ending raises ChildExited, which stops the stack (see moment_devstack.supervisor)."""
+    services = ServiceSupervisor(stack.services, stack.say)
     while not stack.stop_signal.wait(SUPERVISE_POLL_S):
-        check_running(stack.children())
+        check_running(stack.infrastructure)
+        services.poll()
 
 
 def report_failure(stack: Stack, error: Exception) -> None:
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     err.print(f"[bold red]moment: {escape(str(error))}[/]")
     if isinstance(error, ChildExited):
+        if error.child in stack.infrastructure:
+            err.print(f"moment: {INFRASTRUCTURE_LOST}", markup=False)
         err.print(f"[dim]last lines of {escape(str(error.child.log_path))}:[/]")
         err.print(escape(log_tail(error.child.log_path)), markup=False)
     elif isinstance(error, StackError) and stack.services:

@@ -24,7 +24,13 @@ from moment_contracts.errors import ErrorCode
 from moment_contracts.principals import PrincipalTokensRevoked, StaffRole
 from moment_crypto import VaultClient, VaultConfig
 from moment_crypto.errors import VaultPermissionDenied
-from moment_devstack.demo_set import DEMO_ROLES, EXIT_EXISTS, create_demo_set, demo_username
+from moment_devstack.demo_set import (
+    DEMO_FILE,
+    DEMO_ROLES,
+    create_demo_set,
+    demo_username,
+    write_private,
+)
 from moment_devstack.stack import service_environment
 from moment_devstack.vault_bootstrap import (
     SERVICE_ACCOUNTS_PATH,
@@ -32,6 +38,7 @@ from moment_devstack.vault_bootstrap import (
     STOREFRONT_CREDENTIALS_PATH,
     ServiceCredentials,
 )
+from moment_identity.entrypoints.cli import EXIT_EXISTS
 from moment_identity.service.principals import StaffAccountExists, StaffAdmin
 from tests.support.kafka import header, read_topic
 from tests.support.suite import Suite
@@ -268,3 +275,93 @@ async def test_the_demo_set_creates_one_account_per_role(
         privacy["username"], privacy["password"], source="demo"
     )
     assert (staff_id, roles) == (privacy["staff_id"], ("privacy-officer",))
+
+
+async def test_ensure_creates_keeps_or_resets_and_a_reset_revokes(
+    suite: Suite, identity_client: IdentityClient
+) -> None:
+    admin = staff_admin(suite)
+    username, password = f"ensure_{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(16)
+    staff_id, outcome = await admin.ensure(username, password, [Role.ADMIN])
+    assert outcome == "created"
+    assert await admin.ensure(username, password, [Role.ADMIN]) == (staff_id, "unchanged")
+    new_password = secrets.token_urlsafe(16)
+    assert await admin.ensure(username, new_password, [Role.ADMIN]) == (staff_id, "reset")
+    events = await read_topic(
+        suite.kafka.bootstrap_servers,
+        topics.IDENTITY_EVENTS,
+        timeout_s=60.0,
+        where=lambda r: (
+            header(r, "ce_type") == PrincipalTokensRevoked.ce_type
+            and header(r, "ce_subject") == staff_id
+        ),
+    )
+    event = PrincipalTokensRevoked.model_validate_json(events[0].value or b"")
+    assert event == PrincipalTokensRevoked(principal_id=staff_id, min_session_version=1)
+    refused = await staff_error(identity_client, username, password)
+    assert refused.code == ErrorCode.LOGIN_FAILED
+    got_id, _, _ = await identity_client.staff_login(username, new_password, source="ensure")
+    assert got_id == staff_id
+
+
+async def test_the_demo_set_run_twice_keeps_its_accounts_and_passwords(
+    identity_client: IdentityClient, identity_environment: dict[str, str], tmp_path: Path
+) -> None:
+    first = json.loads(
+        (await asyncio.to_thread(create_demo_set, tmp_path, identity_environment)).read_text()
+    )
+    second = json.loads(
+        (await asyncio.to_thread(create_demo_set, tmp_path, identity_environment)).read_text()
+    )
+    assert first == second
+    admin = second["admin"]
+    staff_id, _, _ = await identity_client.staff_login(
+        admin["username"], admin["password"], source="demo"
+    )
+    assert staff_id == admin["staff_id"]
+
+
+async def test_a_demo_account_without_a_recorded_password_is_reset(
+    suite: Suite,
+    identity_client: IdentityClient,
+    identity_environment: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """As an attempt cut after writing the account but before recording its password left it."""
+    username = demo_username("legal-counsel")
+    unknown = secrets.token_urlsafe(16)
+    staff_id, _ = await staff_admin(suite).ensure(username, unknown, [Role.LEGAL_COUNSEL])
+    path = await asyncio.to_thread(create_demo_set, tmp_path, identity_environment)
+    account = json.loads(path.read_text())["legal-counsel"]
+    assert account["password"] != unknown
+    assert account["staff_id"] == staff_id
+    got_id, _, _ = await identity_client.staff_login(username, account["password"], source="demo")
+    assert got_id == staff_id
+
+
+async def test_a_demo_set_killed_after_recording_converges(
+    suite: Suite,
+    identity_client: IdentityClient,
+    identity_environment: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """As an attempt killed after recording the passwords, with only some accounts written."""
+    recorded = {
+        role: {"username": demo_username(role), "password": secrets.token_urlsafe(18)}
+        for role in DEMO_ROLES
+    }
+    pending = {role: {**account, "staff_id": ""} for role, account in recorded.items()}
+    write_private(tmp_path / DEMO_FILE, json.dumps(pending))
+    officer = recorded["privacy-officer"]
+    staff_id, _ = await staff_admin(suite).ensure(
+        officer["username"], officer["password"], [Role.PRIVACY_OFFICER]
+    )
+    path = await asyncio.to_thread(create_demo_set, tmp_path, identity_environment)
+    accounts = json.loads(path.read_text())
+    assert accounts["privacy-officer"]["staff_id"] == staff_id
+    for role, account in accounts.items():
+        assert account["password"] == recorded[role]["password"]
+        got_id, _, _ = await identity_client.staff_login(
+            account["username"], account["password"], source="demo"
+        )
+        assert got_id == account["staff_id"]

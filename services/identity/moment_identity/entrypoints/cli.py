@@ -1,8 +1,9 @@
-"""`moment-identity run | migrate | asyncapi | staff create | staff deactivate`."""
+"""`moment-identity run | migrate | asyncapi | staff create | staff ensure | staff deactivate`."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from typing import Annotated
 
@@ -77,6 +78,44 @@ def staff_create(
         typer.echo(asyncio.run(create()))
     except (StaffAccountExists, UniqueViolation):
         raise _fail("a staff account with this username already exists", EXIT_EXISTS) from None
+    except StaffAccountRejected as exc:
+        raise _fail(str(exc)) from None
+    except (CryptoError, PersistenceError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _read_accounts() -> list[tuple[str, str, list[Role]]]:
+    """JSON lines on stdin: {"username", "password", "roles"}; passwords never reach argv."""
+    accounts = []
+    for number, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            roles = [Role(role) for role in item["roles"]]
+            accounts.append((str(item["username"]), str(item["password"]), roles))
+        except (ValueError, KeyError, TypeError):
+            raise _fail(f"line {number} is not an account") from None
+    return accounts
+
+
+@staff.command("ensure")
+def staff_ensure() -> None:
+    """Create each account read from stdin (JSON lines: username, password, roles), or reset its
+    password when it exists with another. One process and one Vault login for them all, and
+    running it again converges. Prints one JSON line per account: username, staff_id, outcome."""
+    accounts = _read_accounts()
+    settings = load_settings(IdentitySettings)
+
+    async def ensure() -> None:
+        async with staff_admin(settings) as admin:
+            for username, password, roles in accounts:
+                staff_id, outcome = await admin.ensure(username, password, roles)
+                line = {"username": username, "staff_id": staff_id, "outcome": outcome}
+                typer.echo(json.dumps(line))
+
+    try:
+        asyncio.run(ensure())
     except StaffAccountRejected as exc:
         raise _fail(str(exc)) from None
     except (CryptoError, PersistenceError) as exc:

@@ -314,6 +314,33 @@ class StaffAdmin:
             await uow.commit()
         return staff.staff_id
 
+    async def ensure(self, username: str, password: str, roles: Sequence[Role]) -> tuple[str, str]:
+        """(staff id, "created" | "unchanged" | "reset"): the account exists afterwards with this
+        password, whatever an interrupted earlier attempt left. A reset revokes the account's
+        tokens, as any password change must; roles and active state are left as they are."""
+        check_staff_account(username, password, roles)
+        index = staff_username_index(self.indexer, username)
+        async with self.uow_factory() as uow:
+            record = await SqlStaffRepository(uow.session).by_username_index(index)
+        if record is None:
+            try:
+                return await self.create(username, password, roles), "created"
+            except StaffAccountExists:
+                # Created meanwhile by another operator: fall through to check its password.
+                return await self.ensure(username, password, roles)
+        if await self.hasher.verify(record.password_hash, normalise_password(password)):
+            return record.staff_id, "unchanged"
+        password_hash = await self.hasher.hash(normalise_password(password))
+        async with self.uow_factory() as uow:
+            repository = SqlStaffRepository(uow.session)
+            await repository.set_password_hash(record.staff_id, password_hash)
+            version = await repository.bump_session_version(record.staff_id)
+            if version is not None:
+                revoke_tokens(uow, record.staff_id, version)
+            _audit_operator(uow, "write", record.staff_id, ("password", "session_version"))
+            await uow.commit()
+        return record.staff_id, "reset"
+
     async def deactivate(self, username: str) -> StaffRecord:
         """Deactivate the account and revoke every token it holds; returns it as it now is."""
         index = staff_username_index(self.indexer, username)
