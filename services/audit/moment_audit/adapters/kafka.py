@@ -12,8 +12,11 @@ each poll with such records raises a `forged-producer` alert.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.structs import TopicPartition
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import SkipValidation
 
@@ -45,6 +48,25 @@ GROUP_ID = "audit"
 INGEST_BATCH = 500
 
 
+class Presence(ConsumerRebalanceListener):  # type: ignore[misc]
+    """When the consumer of audit.events was last given its partitions (after a start or a
+    rebalance), None while it has none: the watch's gap grace counts from it (service/watch.py)."""
+
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._clock = clock
+        self._since: datetime | None = None
+
+    def since(self) -> datetime | None:
+        return self._since
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:  # noqa: ARG002
+        self._since = None
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:  # noqa: ARG002
+        # Also when none is assigned: another instance then reads them, as for any hole.
+        self._since = self._clock()
+
+
 def refusal(exc: Exception) -> PermanentError:
     # The error's class only: a driver's message may quote the value it refused.
     return PermanentError(f"the audit store refused the record ({type(exc).__name__})")
@@ -59,11 +81,17 @@ def register_handlers(
     *,
     gate: Callable[[], ProducerGate],
     record_macs: Callable[[], RecordMacs | None] | None = None,
+    presence: Presence | None = None,
 ) -> None:
     """`queries`, `gate` and `record_macs` (the service's record MAC keys, which refresh) are
     called per request or poll, so the broker can be built (and documented) first."""
     events = subscribe_batch(
-        broker, topics.AUDIT_EVENTS, group_id=GROUP_ID, config=config, max_records=INGEST_BATCH
+        broker,
+        topics.AUDIT_EVENTS,
+        group_id=GROUP_ID,
+        config=config,
+        max_records=INGEST_BATCH,
+        listener=presence,
     )
 
     @events
