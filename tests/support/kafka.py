@@ -14,6 +14,7 @@ from moment_contracts.topics import CORE_TOPICS
 from moment_devstack.processes import ManagedProcess, tansu
 from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
+from tests.support.waiting import DEADLINE_S
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +53,12 @@ async def read_topic(
     topic: str,
     *,
     expect: int = 1,
-    timeout_s: float = 15.0,
+    timeout_s: float = DEADLINE_S,
     where: object = None,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on `topic` from the beginning, once at least `expect` (matching `where`)
-    arrived.
+    arrived; what there is after `timeout_s` otherwise (an absence check passes its settle
+    period, see support/waiting.py).
 
     """
     consumer = AIOKafkaConsumer(
@@ -81,7 +83,8 @@ async def read_topic(
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(50):
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
         ids = consumer.partitions_for_topic(topic)
         if ids:
             return [TopicPartition(topic, p) for p in sorted(ids)]
