@@ -11,7 +11,7 @@ from moment_messaging.runtime import group_instance_id
 
 def test_defaults_expire_a_killed_member_within_seconds() -> None:
     config = KafkaConfig()
-    assert config.session_timeout_ms <= 6_000
+    assert config.session_timeout_ms <= 3_000
     assert 3 * config.heartbeat_interval_ms <= config.session_timeout_ms
     assert config.group_instance_id is None
 

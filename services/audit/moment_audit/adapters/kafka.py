@@ -44,6 +44,10 @@ from moment_persistence.unit_of_work import SqlUnitOfWork
 from moment_runtime.revocations import SqlRevocationStore, register_revocation_feed
 
 GROUP_ID = "audit"
+# The query API's group, apart from ingest's: a (re)start joins each group with one member per
+# process, so ingest never waits for a second rebalance (nor for a killed process's query
+# consumer's session to expire) before it consumes again.
+QUERIES_GROUP_ID = "audit-queries"
 # Records per poll at most: enough to amortise a transaction, few enough to keep one short.
 INGEST_BATCH = 500
 
@@ -121,7 +125,7 @@ def register_queries(
     commands = subscribe(
         broker,
         topics.AUDIT_COMMANDS,
-        group_id=GROUP_ID,
+        group_id=QUERIES_GROUP_ID,
         accepts=TOPIC_MESSAGES[topics.AUDIT_COMMANDS],
         config=config,
     )
