@@ -7,6 +7,7 @@ from benchmarks.audited_read import audited_read, read_vault_calls
 from benchmarks.keyring import key_reads
 from benchmarks.login import login
 from benchmarks.outbox import outbox_write
+from benchmarks.recovery import recovery
 from benchmarks.registration import registration
 from benchmarks.registry import Benchmark
 from benchmarks.relay import outbox_relay
@@ -25,6 +26,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     audit,
     audit_e2e,
     revocation,
+    recovery,
 )
 
 

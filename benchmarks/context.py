@@ -60,6 +60,8 @@ class Scale:
     audit_records: int = 2_000
     # Staff accounts deactivated, each timed until audit refuses its token.
     revocations: int = 20
+    # Kills with SIGKILL and restarts of `moment-audit run`, each timed until it stores again.
+    recoveries: int = 5
     budget_s: float = 25.0
 
     @classmethod
@@ -84,6 +86,7 @@ class Scale:
             vault_reads=12,
             audit_records=30,
             revocations=3,
+            recoveries=1,
             budget_s=10.0,
         )
 

@@ -16,6 +16,7 @@ from benchmarks.keyring import key_reads
 from benchmarks.login import login
 from benchmarks.measure import interleaved_throughput
 from benchmarks.outbox import outbox_write
+from benchmarks.recovery import recovery
 from benchmarks.registry import Benchmark
 from benchmarks.report import build_report, write_report
 from benchmarks.revocation import revocation
@@ -197,3 +198,28 @@ async def test_revocation_benchmark_reports_its_propagation_beside_raw_kafka(
     assert figures["revocation_samples"] == scale.revocations
     report = build_report(benches, result, scale, ctx.notes)
     assert set(report["goals"]) == {"revocation_propagation_max_ms"}
+
+
+async def test_recovery_benchmark_reports_the_restart_beside_a_bare_group_member(
+    private_broker: ManagedProcess,
+    vault_config_factory: Callable[[str], VaultConfig],
+    postgres_database_factory: PostgresDatabases,
+) -> None:
+    benches = (recovery,)
+    scale = Scale.quick()
+    result, ctx = await run_quick(
+        benches, scale, private_broker, vault_config_factory, postgres_database_factory
+    )
+
+    assert result.errors == {}
+    figures = result.figures
+    for name in (
+        "audit_recovery_s",
+        "audit_recovery_max_s",
+        "raw_group_recovery_s",
+        "audit_recovery_ratio_to_raw",
+    ):
+        assert figures[name] > 0, name
+    assert figures["recovery_samples"] == scale.recoveries
+    report = build_report(benches, result, scale, ctx.notes)
+    assert set(report["goals"]) == {"audit_recovery_max_s"}

@@ -20,8 +20,9 @@ from moment_consent.adapters.orm import subjects
 from moment_contracts import topics
 from moment_contracts.identity import RegistrationFields
 from moment_identity.adapters.orm import users
-from tests.support.kafka import header, read_topic, record_bytes
+from tests.support.kafka import header, read_all, read_topic, record_bytes
 from tests.support.suite import Suite
+from tests.support.waiting import DEADLINE_S
 
 CANARY = RegistrationFields(
     username="canary_user_7f3a",
@@ -42,7 +43,7 @@ CANARY_VALUES = [
 ]
 
 
-async def _poll(query, database, *, timeout_s: float = 15.0):  # type: ignore[no-untyped-def]
+async def _poll(query, database, *, timeout_s: float = DEADLINE_S):  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         async with database.sessionmaker() as session:
@@ -104,9 +105,7 @@ async def test_no_personal_value_on_any_topic_or_in_the_logs(
     )
     await identity_client.register(fields, locale="en")
     for topic in (topics.IDENTITY_COMMANDS, topics.IDENTITY_EVENTS, topics.AUDIT_EVENTS):
-        records = await read_topic(
-            suite.kafka.bootstrap_servers, topic, expect=10**6, timeout_s=1.5
-        )
+        records = await read_all(suite.kafka.bootstrap_servers, topic)
         assert records, topic
         blob = b"".join(record_bytes(r) for r in records)
         for value in [*CANARY_VALUES, fields.username, fields.email]:

@@ -13,21 +13,31 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from moment_audit.adapters.orm import audit_records
 from tests.support.suite import Suite
+from tests.support.waiting import DEADLINE_S, POLL_S
 
 
 async def stored_audit(
-    suite: Suite, *conditions: Any, expect: int = 1, attempts: int = 300
+    suite: Suite,
+    *conditions: Any,
+    expect: int = 1,
+    attempts: int | None = None,
+    timeout_s: float = DEADLINE_S,
 ) -> list[dict[str, Any]]:
-    """The audit records matching every condition, oldest first, once `expect` have arrived."""
+    """The audit records matching every condition, oldest first, once `expect` have arrived
+    (or what there is after `timeout_s`; `attempts`: after that many looks, 1 = look now)."""
     rows: list[dict[str, Any]] = []
-    for _ in range(attempts):
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    looks = 0
+    while True:
         async with suite.audit.core.database.sessionmaker() as session:
             query = select(audit_records).where(*conditions).order_by(audit_records.c.id)
             rows = [dict(r) for r in (await session.execute(query)).mappings()]
-        if len(rows) >= expect:
+        looks += 1
+        if len(rows) >= expect or (attempts is not None and looks >= attempts):
             return rows
-        await asyncio.sleep(0.05)
-    return rows
+        if attempts is None and asyncio.get_running_loop().time() > deadline:
+            return rows
+        await asyncio.sleep(POLL_S)
 
 
 def of(subject_id: str, action: str) -> tuple[Any, Any]:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from moment_contracts.topics import CORE_TOPICS
 from moment_devstack.processes import ManagedProcess, tansu
 from moment_messaging.admin import ensure_topics
 from moment_messaging.config import KafkaConfig
+from tests.support.waiting import DEADLINE_S
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +53,12 @@ async def read_topic(
     topic: str,
     *,
     expect: int = 1,
-    timeout_s: float = 15.0,
+    timeout_s: float = DEADLINE_S,
     where: object = None,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on `topic` from the beginning, once at least `expect` (matching `where`)
-    arrived.
+    arrived; what there is after `timeout_s` otherwise (an absence check passes its settle
+    period, see support/waiting.py).
 
     """
     consumer = AIOKafkaConsumer(
@@ -80,8 +82,56 @@ async def read_topic(
         await consumer.stop()
 
 
+async def read_all(
+    bootstrap: str, topic: str, *, timeout_s: float = DEADLINE_S
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on `topic` up to the end offsets it has when called: for scans of what is
+    there, however slow the machine (a read for a fixed time may return before the first fetch)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+    )
+    await consumer.start()
+    try:
+        partitions = await _partitions(consumer, topic)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while [p for p, end in ends.items() if await consumer.position(p) < end]:
+            assert asyncio.get_running_loop().time() < deadline, f"{topic} not read to its end"
+            batch = await consumer.getmany(timeout_ms=100)
+            found.extend(r for records in batch.values() for r in records)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def committed_past(
+    bootstrap: str, group: str, sent: list[RecordMetadata], *, timeout_s: float = DEADLINE_S
+) -> None:
+    """Until consumer group `group` has committed past every record in `sent`: it has handled
+    them all (the services commit after processing), so their effects, or their absence, are
+    final without a settle period."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        wanted: dict[TopicPartition, int] = {}
+        for meta in sent:
+            tp = TopicPartition(meta.topic, meta.partition)
+            wanted[tp] = max(wanted.get(tp, 0), meta.offset + 1)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        for tp, offset in wanted.items():
+            while (await consumer.committed(tp) or 0) < offset:
+                assert asyncio.get_running_loop().time() < deadline, f"{group} never got past"
+                await asyncio.sleep(0.05)
+    finally:
+        await consumer.stop()
+
+
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(50):
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
         ids = consumer.partitions_for_topic(topic)
         if ids:
             return [TopicPartition(topic, p) for p in sorted(ids)]

@@ -7,19 +7,22 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.producer import message_accumulator as accumulator
 from aiokafka.producer import producer as producer_module
 from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from moment_contracts.envelope import Envelope
 
 
-async def publish(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
+async def publish(bootstrap: str, topic: str, *envelopes: Envelope) -> list[RecordMetadata]:
+    """Each envelope acknowledged in turn; where each landed."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
-        for envelope in envelopes:
+        return [
             await producer.send_and_wait(
                 topic, envelope.data, key=envelope.key, headers=envelope.headers()
             )
+            for envelope in envelopes
+        ]
     finally:
         await producer.stop()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from faststream.kafka import KafkaBroker
 
 from moment_audit.adapters.checkpoints import Checkpointer
-from moment_audit.adapters.kafka import register_handlers, register_revocations
+from moment_audit.adapters.kafka import Presence, register_handlers, register_revocations
 from moment_audit.adapters.live_witness import CheckpointKeys, StreamWitnessReader
 from moment_audit.adapters.orm import messaging, metadata
 from moment_audit.config import AuditSettings
@@ -46,6 +46,7 @@ class AuditService(BasicService):
         # In memory, per instance: each instance sees the partitions it owns (see DEVELOPERS.md).
         self.engine = DetectionEngine(settings.rules)
         self._queries: AccessQueryHandler | None = None
+        self.presence = Presence()
         super().__init__(
             name="audit",
             settings=settings,
@@ -83,6 +84,7 @@ class AuditService(BasicService):
             settings.watch,
             timedelta(seconds=settings.rules.gap_grace_s),
             self.verify_store,
+            consuming=self.presence.since,
         )
         self.witness = (
             None
@@ -109,6 +111,7 @@ class AuditService(BasicService):
             gate=lambda: self.gate,
             # A lambda: the broker is built before record_keys exists.
             record_macs=lambda: self.record_keys.current(),  # noqa: PLW0108
+            presence=self.presence,
         )
         self.revocations = register_revocations(broker, config, uows)
 

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -77,6 +78,11 @@ def subscribe(
         # More than one worker: one consumer per worker in the group, each owning whole
         # partitions, so order within a partition and commit-after-processing both hold.
         max_workers=config.consumer_workers,
+        session_timeout_ms=config.session_timeout_ms,
+        heartbeat_interval_ms=config.heartbeat_interval_ms,
+        rebalance_timeout_ms=config.rebalance_timeout_ms,
+        max_poll_interval_ms=config.max_poll_interval_ms,
+        group_instance_id=group_instance_id(config, group_id, topic),
         max_partition_fetch_bytes=partition_fetch_bytes(config),
         fetch_max_bytes=4 * partition_fetch_bytes(config),
         parser=make_parser(frozenset(m.ce_type for m in accepts), config.max_message_bytes),
@@ -90,6 +96,7 @@ def subscribe_batch(
     group_id: str,
     config: KafkaConfig,
     max_records: int,
+    listener: ConsumerRebalanceListener | None = None,
 ) -> BatchSubscriber:
     """A consumer-group subscriber handed up to `max_records` records per call, whatever has
     arrived, committed only after the handler returns. No parser: the handler checks each record
@@ -104,8 +111,14 @@ def subscribe_batch(
         no_reply=True,
         batch=True,
         max_records=max_records,
+        listener=listener,
         # How long one poll waits when nothing is buffered: a lone record is not held back.
         batch_timeout_ms=config.fetch_max_wait_ms,
+        session_timeout_ms=config.session_timeout_ms,
+        heartbeat_interval_ms=config.heartbeat_interval_ms,
+        rebalance_timeout_ms=config.rebalance_timeout_ms,
+        max_poll_interval_ms=config.max_poll_interval_ms,
+        group_instance_id=group_instance_id(config, group_id, topic),
         max_partition_fetch_bytes=partition_fetch_bytes(config),
         fetch_max_bytes=4 * partition_fetch_bytes(config),
         # FastStream would JSON-decode every body first, and one malformed record would fail
@@ -113,6 +126,14 @@ def subscribe_batch(
         decoder=_raw_bodies,
         parser=_tolerant_batch,
     )
+
+
+def group_instance_id(config: KafkaConfig, group_id: str, topic: str) -> str | None:
+    """With static membership, an instance id unique to this consumer: one process runs
+    several, one per subscribed topic, some in the same group."""
+    if config.group_instance_id is None:
+        return None
+    return f"{config.group_instance_id}.{group_id}.{topic}"
 
 
 def partition_fetch_bytes(config: KafkaConfig) -> int:

@@ -31,9 +31,10 @@ from tests.support.audit_events import access
 from tests.support.audit_producers import PRODUCERS, signed
 from tests.support.postgres import PostgresDatabases
 from tests.support.produce import publish
+from tests.support.waiting import DEADLINE_S
 
 EVENTS = 4
-SETTLE_S = 60.0
+SETTLE_S = DEADLINE_S
 # Refusals by privilege (SQLSTATE 42501), not by the triggers, which a role might otherwise
 # switch off.
 FORBIDDEN = [

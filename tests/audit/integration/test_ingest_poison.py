@@ -117,9 +117,7 @@ async def run_poll(suite: Suite, poison: list[Raw]) -> None:
         [as_raw(first), *poison, as_raw(last)],
         partition=0,
     )
-    rows = await stored_audit(
-        suite, audit_records.c.subject_id == subject_id, expect=2, attempts=800
-    )
+    rows = await stored_audit(suite, audit_records.c.subject_id == subject_id, expect=2)
     assert [r["event_id"] for r in rows] == [first.id, last.id]
     await assert_dead_lettered_alone(suite, list(zip(poison, sent[1:-1], strict=True)))
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before

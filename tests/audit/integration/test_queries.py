@@ -27,6 +27,7 @@ from tests.support.audit_producers import sign
 from tests.support.audit_store import stored_audit
 from tests.support.produce import publish
 from tests.support.suite import Suite
+from tests.support.waiting import DEADLINE_S
 
 BASE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CLI = Path(sys.executable).parent / "moment-audit"
@@ -173,7 +174,8 @@ async def test_cli_tail_follow_prints_new_records(suite: Suite, subject: str) ->
         "1",
         "--follow",
         "--for",
-        "30",
+        # Longer than both waits below: it must still follow when the newcomer arrives.
+        str(int(2 * DEADLINE_S)),
         "--json",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
@@ -181,13 +183,13 @@ async def test_cli_tail_follow_prints_new_records(suite: Suite, subject: str) ->
     )
     try:
         assert process.stdout is not None
-        first = await asyncio.wait_for(process.stdout.readline(), 20)
+        first = await asyncio.wait_for(process.stdout.readline(), DEADLINE_S)
         assert AccessEntry.model_validate_json(first)
         newcomer = str(uuid.uuid4())
         await publish(
             suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, _event(newcomer, HISTORY[0])
         )
-        lines = await _lines_until(process.stdout, newcomer, 20)
+        lines = await _lines_until(process.stdout, newcomer, DEADLINE_S)
         assert newcomer in "".join(lines)
     finally:
         if process.returncode is None:

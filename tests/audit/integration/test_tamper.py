@@ -48,6 +48,7 @@ from tests.support.postgres import PostgresDatabases, fresh_database_url
 from tests.support.produce import publish
 from tests.support.suite import Suite
 from tests.support.vault import VaultServer
+from tests.support.waiting import eventually
 
 PER_PARTITION = 6
 DIALECTS: tuple[Dialect, ...] = ("postgresql", "sqlite")
@@ -385,14 +386,13 @@ async def published_checkpoints(suite: Suite) -> list[object]:
     """When each checkpoint in the outbox reached audit.checkpoints, once all have."""
     outbox = messaging.outbox
     query = select(outbox.c.published_at).where(outbox.c.topic == topics.AUDIT_CHECKPOINTS)
-    published: list[object] = []
-    for _ in range(200):
+
+    async def all_published() -> list[object] | None:
         async with suite.audit.core.database.sessionmaker() as session:
             published = list((await session.scalars(query)).all())
-        if published and all(published):
-            break
-        await asyncio.sleep(0.05)
-    return published
+        return published if published and all(published) else None
+
+    return await eventually(all_published, what="checkpoints published")
 
 
 async def test_events_through_the_suite_verify(
@@ -404,14 +404,14 @@ async def test_events_through_the_suite_verify(
     ]
     await publish(suite.kafka.bootstrap_servers, topics.AUDIT_EVENTS, *envelopes, envelopes[0])
     ids = [e.id for e in envelopes]
-    for _ in range(300):
+
+    async def stored() -> list[int] | None:
         async with suite.audit.core.database.sessionmaker() as session:
             query = select(audit_records.c.seq).where(audit_records.c.event_id.in_(ids))
             seqs = list((await session.scalars(query)).all())
-        if len(seqs) == len(ids):
-            break
-        await asyncio.sleep(0.05)
-    assert len(seqs) == len(ids)
+        return seqs if len(seqs) == len(ids) else None
+
+    seqs = await eventually(stored, what="the events stored")
     assert all(seq >= 1 for seq in seqs)
     checkpointer = getattr(suite.audit, "checkpointer", None)
     assert checkpointer is not None
@@ -490,12 +490,10 @@ async def test_the_running_service_signs_every_n_records(suite: Suite) -> None:
             last,
         )
     )
-    count = 0
-    # 30 s: a busy 2-core machine may take a while to ingest and checkpoint 100 records.
-    for _ in range(600):
+
+    async def signed() -> int:
         async with suite.audit.core.database.sessionmaker() as session:
-            count = int(await session.scalar(signed_past_it) or 0)
-        if count:
-            break
-        await asyncio.sleep(0.05)
-    assert count >= 1
+            return int(await session.scalar(signed_past_it) or 0)
+
+    # A busy 2-core machine may take a while to ingest and checkpoint 100 records.
+    assert await eventually(signed, what="a checkpoint past the last record") >= 1

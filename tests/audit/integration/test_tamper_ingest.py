@@ -75,7 +75,7 @@ DIALECTS: tuple[Dialect, ...] = ("postgresql", "sqlite")
 RULE = "unauthenticated-record"
 POLL_S = 0.05
 # Generous: a busy 2-core machine, shared with other test runs.
-TIMEOUT_S = 60.0
+TIMEOUT_S = 120.0
 CHECKPOINT_EVERY_S = 0.5
 RESTART_TIMEOUT_S = 240.0
 

@@ -151,6 +151,33 @@ async def test_a_late_number_within_the_grace_period_is_no_gap(audit: Audit) -> 
     assert await audit.mark(source) == 5
 
 
+async def test_grace_counts_from_the_consumer_back_after_an_outage(audit: Audit) -> None:
+    """Audit down longer than the grace period (its consumer away, then rejoining): the missing
+    number, waiting in Kafka meanwhile, is no gap if it arrives within grace of the return."""
+    late, lost = producer(), producer()
+    await audit.put(late, 1, 2, 4)
+    await audit.put(lost, 1, 2, 4)
+    back: list[datetime | None] = [audit.clock()]
+    watch = Watch(
+        audit.uow, WatchConfig(), GRACE, None, clock=audit.clock, consuming=lambda: back[0]
+    )
+    assert await watch.sweep() == []
+    # Killed: no consumer, for twice the grace period. Nothing is called overdue meanwhile.
+    back[0] = None
+    audit.clock.ahead = GRACE * 2
+    assert await watch.sweep() == []
+    # Back: the grace period starts again from now.
+    back[0] = audit.clock()
+    assert await watch.sweep() == []
+    audit.clock.ahead = GRACE * 2 + GRACE / 2
+    assert await watch.sweep() == []
+    await audit.put(late, 3)
+    audit.clock.ahead = GRACE * 3
+    assert details(await watch.sweep()) == ["expected 3, got 4 (1 missing)"]
+    assert await audit.mark(late) == 4
+    assert await audit.mark(lost) == 4
+
+
 async def test_a_straggler_after_the_report_is_not_news(audit: Audit) -> None:
     source = producer()
     await audit.put(source, 1, 4)

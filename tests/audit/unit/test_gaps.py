@@ -11,6 +11,7 @@ from moment_audit.domain.gaps import (
     Settled,
     baseline,
     gap_alert,
+    grace_start,
     producer_name,
     repeat_alert,
     settle,
@@ -61,6 +62,30 @@ def test_a_new_producer_settles_its_baseline_after_the_grace_period() -> None:
     assert baseline(5000, at(0), at(59), GRACE) is None
     assert baseline(5000, at(0), at(60), GRACE) == 4999
     assert baseline(1, at(0), at(60), GRACE) == 0
+
+
+def test_grace_counts_from_the_consumer_back_when_audit_was_down_longer() -> None:
+    # 8 was stored at 0; audit was then killed and its consumer had its partitions back at 61.
+    # 7 was waiting on another partition all along: it is not overdue until 61 + 60.
+    hole = Hole(after=6, before=8, since=at(0))
+    assert grace_start(hole.since, at(61)) == at(61)
+    assert settle(4, 9, [hole], at(61), GRACE, resumed=at(61)) == Settled([], 6)
+    assert settle(4, 9, [hole], at(120), GRACE, resumed=at(61)) == Settled([], 6)
+    assert settle(4, 9, [hole], at(121), GRACE, resumed=at(61)) == Settled([hole], 9)
+    # Without the restart it would have been overdue at 60, as before.
+    assert settle(4, 9, [hole], at(61), GRACE) == Settled([hole], 9)
+
+
+def test_a_hole_known_after_the_consumer_came_back_counts_from_when_it_was_known() -> None:
+    hole = Hole(after=6, before=8, since=at(100))
+    assert grace_start(hole.since, at(61)) == at(100)
+    assert settle(4, 9, [hole], at(159), GRACE, resumed=at(61)) == Settled([], 6)
+    assert settle(4, 9, [hole], at(160), GRACE, resumed=at(61)) == Settled([hole], 9)
+
+
+def test_a_new_producers_baseline_also_waits_for_the_consumer_back() -> None:
+    assert baseline(5000, at(0), at(90), GRACE, resumed=at(61)) is None
+    assert baseline(5000, at(0), at(121), GRACE, resumed=at(61)) == 4999
 
 
 def test_a_gap_alert_names_the_run_and_its_size() -> None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
+from moment_consent.adapters.kafka import GROUP_ID as CONSENT_GROUP
 from moment_consent.adapters.orm import messaging, subjects
 from moment_contracts import topics
 from moment_contracts.envelope import Envelope
 from moment_contracts.identity import UserRegistered
+from tests.support.kafka import committed_past
 from tests.support.produce import publish
 from tests.support.suite import Suite
 
@@ -37,10 +38,8 @@ async def test_a_redelivered_event_is_processed_once(suite: Suite) -> None:
         source="/moment/identity",
         subject=subject_id,
     )
-    await publish(suite.kafka.bootstrap_servers, topics.IDENTITY_EVENTS, event, event, event)
-    for _ in range(200):
-        if await _processed(suite, event.id):
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)  # leave time for the copies to be (not) applied
+    sent = await publish(suite.kafka.bootstrap_servers, topics.IDENTITY_EVENTS, event, event, event)
+    # Consent commits after handling: once past the last copy, every copy was (not) applied.
+    await committed_past(suite.kafka.bootstrap_servers, CONSENT_GROUP, sent)
+    assert await _processed(suite, event.id)
     assert await _count(suite, subject_id) == 1

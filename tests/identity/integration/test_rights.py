@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
@@ -25,6 +24,7 @@ from tests.identity.integration.test_registration import fields
 from tests.support.audit_store import of, stored_audit
 from tests.support.kafka import header, read_topic
 from tests.support.suite import Suite
+from tests.support.waiting import eventually
 
 
 async def test_a_customer_rectifies_their_own_fields(
@@ -147,15 +147,15 @@ async def test_erasure_crypto_shreds_the_subject(
         ),
     )
     assert len(erased) == 1
-    for _ in range(200):
+
+    async def forgotten() -> bool:
         async with suite.consent.core.database.sessionmaker() as session:
             known = (
                 await session.execute(select(subjects).where(subjects.c.subject_id == subject_id))
             ).first()
-        if known is None:
-            break
-        await asyncio.sleep(0.05)
-    assert known is None, "consent forgets the erased subject"
+        return known is None
+
+    await eventually(forgotten, what="consent forgets the erased subject")
     rows = await audit_rows_for(suite, subject_id, "erase")
     assert [r["outcome"] for r in rows] == ["success"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import ClassVar
 
@@ -21,6 +20,7 @@ from moment_messaging.deadletter import DeadLetterPolicy
 from moment_messaging.runtime import build_broker, envelope_of, of_type, subscribe
 from moment_telemetry.metrics import Metrics
 from tests.support.kafka import header, read_topic
+from tests.support.waiting import eventually
 
 
 class Ping(Contract):
@@ -96,12 +96,13 @@ async def test_every_poison_kind_is_dead_lettered_and_consumer_goes_on(ping_app)
     handler_error = next(r for r in dead if header(r, "dlq_reason") == "handler-error")
     assert header(handler_error, "ce_type") == Ping.ce_type, "original headers are kept"
     assert attempts[7] == config.handler_retries + 1
-    for _ in range(100):
-        if 42 in seen:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: _now(42 in seen), what="the good record handled")
     assert seen == [42]
     assert _dead_letter_counts(reader) == {r: reasons.count(r) for r in reasons}
+
+
+async def _now(value: bool) -> bool:
+    return value
 
 
 def _dead_letter_counts(reader: InMemoryMetricReader) -> dict[str, int]:
@@ -120,10 +121,9 @@ async def test_transient_handler_error_is_retried_not_dead_lettered(ping_app) ->
     topic, producer, seen, attempts, config, _ = ping_app
     value, headers = _good(5, fail="once")
     await producer.send_and_wait(topic, value, headers=headers)
-    for _ in range(100):
-        if seen:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: _now(bool(seen)), what="the record handled")
     assert seen == [5]
     assert attempts[5] == 2
+    # The handler succeeded on its retry, so nothing can be dead-lettered for it: this read only
+    # confirms the topic holds nothing, it needs no settle period.
     assert await read_topic(config.bootstrap_servers, dlq(topic), expect=1, timeout_s=1) == []

@@ -25,6 +25,7 @@ from moment_persistence.database import Database
 from tests.support.kafka import read_topic
 from tests.support.netfault import TcpProxy
 from tests.support.postgres import PostgresDatabases
+from tests.support.waiting import DEADLINE_S
 
 TOPIC = "outage.events"
 
@@ -61,7 +62,7 @@ async def unpublished(database: Database) -> int:
         return int((await session.execute(query)).scalar_one())
 
 
-async def wait_until(predicate, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_until(predicate, timeout_s: float = DEADLINE_S) -> None:  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not await predicate():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"

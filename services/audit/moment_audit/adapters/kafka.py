@@ -12,8 +12,11 @@ each poll with such records raises a `forged-producer` alert.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.structs import TopicPartition
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import SkipValidation
 
@@ -41,8 +44,31 @@ from moment_persistence.unit_of_work import SqlUnitOfWork
 from moment_runtime.revocations import SqlRevocationStore, register_revocation_feed
 
 GROUP_ID = "audit"
+# The query API's group, apart from ingest's: a (re)start joins each group with one member per
+# process, so ingest never waits for a second rebalance (nor for a killed process's query
+# consumer's session to expire) before it consumes again.
+QUERIES_GROUP_ID = "audit-queries"
 # Records per poll at most: enough to amortise a transaction, few enough to keep one short.
 INGEST_BATCH = 500
+
+
+class Presence(ConsumerRebalanceListener):  # type: ignore[misc]
+    """When the consumer of audit.events was last given its partitions (after a start or a
+    rebalance), None while it has none: the watch's gap grace counts from it (service/watch.py)."""
+
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._clock = clock
+        self._since: datetime | None = None
+
+    def since(self) -> datetime | None:
+        return self._since
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:  # noqa: ARG002
+        self._since = None
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:  # noqa: ARG002
+        # Also when none is assigned: another instance then reads them, as for any hole.
+        self._since = self._clock()
 
 
 def refusal(exc: Exception) -> PermanentError:
@@ -59,11 +85,17 @@ def register_handlers(
     *,
     gate: Callable[[], ProducerGate],
     record_macs: Callable[[], RecordMacs | None] | None = None,
+    presence: Presence | None = None,
 ) -> None:
     """`queries`, `gate` and `record_macs` (the service's record MAC keys, which refresh) are
     called per request or poll, so the broker can be built (and documented) first."""
     events = subscribe_batch(
-        broker, topics.AUDIT_EVENTS, group_id=GROUP_ID, config=config, max_records=INGEST_BATCH
+        broker,
+        topics.AUDIT_EVENTS,
+        group_id=GROUP_ID,
+        config=config,
+        max_records=INGEST_BATCH,
+        listener=presence,
     )
 
     @events
@@ -93,7 +125,7 @@ def register_queries(
     commands = subscribe(
         broker,
         topics.AUDIT_COMMANDS,
-        group_id=GROUP_ID,
+        group_id=QUERIES_GROUP_ID,
         accepts=TOPIC_MESSAGES[topics.AUDIT_COMMANDS],
         config=config,
     )

@@ -10,6 +10,11 @@ Per producer the watch keeps a contiguous mark: every number up to it is stored 
 missing. It looks only above the mark, so a sweep costs what arrived since the last one (plus what
 is still within its grace period), not the size of the store; and the mark is in the database, so
 a restart neither forgets a hole nor reports one twice.
+
+The grace period also counts from when audit's consumer was last back (`resumed`: its
+partitions assigned after a start or a rebalance), since only from then could the missing number
+have arrived: a service down for longer than the grace period must not call a hole overdue the
+moment it restarts, before it has read what was waiting for it.
 """
 
 from __future__ import annotations
@@ -54,22 +59,39 @@ class Settled:
     contiguous: int
 
 
-def baseline(lowest: int, stored_at: datetime, now: datetime, grace: timedelta) -> int | None:
+def grace_start(known_since: datetime, resumed: datetime | None) -> datetime:
+    """When a hole's grace period starts: when audit knew of it, or when its consumer was last
+    back if that is later (`None`: no consumer to wait for, as in a verification alone)."""
+    return known_since if resumed is None else max(known_since, resumed)
+
+
+def baseline(
+    lowest: int,
+    stored_at: datetime,
+    now: datetime,
+    grace: timedelta,
+    resumed: datetime | None = None,
+) -> int | None:
     """The contiguous mark of a producer audit has not followed before: just below the lowest
     number stored, once that number has been stored for the grace period (lower ones may still
     be on their way). Numbers before it are not called missing: the producer may have numbered
     events before this store kept the numbers."""
-    return lowest - 1 if now - stored_at >= grace else None
+    return lowest - 1 if now - grace_start(stored_at, resumed) >= grace else None
 
 
 def settle(
-    contiguous: int, highest: int, holes: Iterable[Hole], now: datetime, grace: timedelta
+    contiguous: int,
+    highest: int,
+    holes: Iterable[Hole],
+    now: datetime,
+    grace: timedelta,
+    resumed: datetime | None = None,
 ) -> Settled:
     """The holes above `contiguous` whose grace period has run out, and the new mark: just
     below the first hole still within its grace period, else the highest number stored."""
     overdue: list[Hole] = []
     for hole in sorted(holes, key=lambda h: h.after):
-        if now - hole.since < grace:
+        if now - grace_start(hole.since, resumed) < grace:
             # Later holes wait too, even if overdue: the mark only moves over what is settled.
             return Settled(overdue, hole.after)
         overdue.append(hole)

@@ -3,7 +3,10 @@
 Gaps are judged from the store, not from what one instance happened to see (domain/gaps.py):
 every `sweep_seconds` the watch scans the records stored since its last look (for repeated
 numbers and new producers), then, per producer, raises the holes whose grace period has passed,
-even when no record arrives, and moves the producer's contiguous mark past them. Every
+even when no record arrives, and moves the producer's contiguous mark past them. The grace
+period counts from when the service's consumer was last back, too (`consuming`): while it has no
+partitions (starting, rebalancing) no hole is called overdue, so a restart after a long outage
+first reads what waited for it. Every
 `verify_every_seconds` it verifies the whole store, as `moment-audit verify` does, and raises one
 `verification-failed` alert per finding. Alerts go through the outbox, in the transaction that
 moves the watch's progress; ids already in the outbox are not raised again, so neither a restart,
@@ -45,6 +48,8 @@ COMMIT_SLACK = timedelta(seconds=10)
 LOOKUP_BATCH = 500
 
 Verification = Callable[[], Awaitable[Report]]
+# When the consumer of audit.events last had its partitions assigned; None while it has none.
+Consuming = Callable[[], datetime | None]
 
 
 def _now() -> datetime:
@@ -108,6 +113,7 @@ class Watch:
         grace: timedelta,
         verification: Verification | None = None,
         clock: Callable[[], datetime] = _now,
+        consuming: Consuming | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self.config = config
@@ -115,6 +121,8 @@ class Watch:
         self.grace = grace
         self._verification = verification
         self._clock = clock
+        # None: no consumer in this process (grace counts from when audit stored the records).
+        self._consuming = consuming
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
 
@@ -152,6 +160,10 @@ class Watch:
                 return raised
 
     async def _settle(self, source: str) -> list[AlertRaised]:
+        resumed = None if self._consuming is None else self._consuming()
+        if self._consuming is not None and resumed is None:
+            # Not consuming: a missing number could not have arrived, so no grace runs.
+            return []
         async with self._uow_factory() as uow:
             store = SqlWatchStore(uow.session)
             mark = await store.mark(source)
@@ -159,14 +171,14 @@ class Watch:
             start = mark
             if start is None:
                 lowest = await store.lowest(source)
-                start = None if lowest is None else baseline(*lowest, now, self.grace)
+                start = None if lowest is None else baseline(*lowest, now, self.grace, resumed)
                 if start is None:
                     return []
             highest = await store.highest(source) or start
             if highest <= start and start == mark:
                 return []
             holes = await store.holes(source, start) if highest > start else []
-            settled = settle(start, highest, holes, now, self.grace)
+            settled = settle(start, highest, holes, now, self.grace, resumed)
             if settled.contiguous == mark or not await store.move_mark(
                 source, mark, settled.contiguous
             ):
